@@ -1,0 +1,37 @@
+# Two commands on a fresh machine: `make run` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+export NUMBA_CACHE_DIR ?= $(CURDIR)/.numba_cache
+
+.PHONY: install run test test-fast warmup figures bench-kernels bench-scaling clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[mpich,test,plot]'
+	touch $(STAMP)
+
+warmup: install
+	$(BIN)/mpigc warmup
+
+run: install
+	$(BIN)/python -m mpigc.demo
+
+test: install
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest -q tests
+
+figures: install
+	$(BIN)/python -m mpigc.sim.figures --out docs/figures
+
+bench-kernels: install warmup
+	$(BIN)/mpigc bench kernels --json
+
+bench-scaling: install warmup
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/mpigc bench scaling --ranks 2,3,5,9 --json
+
+clean:
+	rm -rf $(VENV) .numba_cache build *.egg-info

@@ -1,0 +1,1 @@
+"""Numba chunk-gradient kernels (installed as ``mpigc.kernels``)."""

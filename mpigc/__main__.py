@@ -1,0 +1,3 @@
+from mpigc.cli import main
+
+raise SystemExit(main())

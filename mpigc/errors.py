@@ -1,0 +1,11 @@
+"""Errors that the command line turns into one line on stderr and exit status 2."""
+
+
+class UsageError(ValueError):
+    """Bad input: a message that names the bad value. The CLI exits with status 2."""
+
+
+def require(condition, message):
+    """Raise :class:`UsageError` with ``message`` unless ``condition`` holds."""
+    if not condition:
+        raise UsageError(message)

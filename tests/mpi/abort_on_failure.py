@@ -1,0 +1,27 @@
+"""Run a test body on every rank; any exception aborts the whole MPI job (no hang).
+
+Modelled on mpi4py's own test runner: a failing rank calls MPI_Abort so the ranks that
+wait for it in a collective are killed instead of waiting forever.
+"""
+
+import sys
+import traceback
+
+
+def run(body):
+    from mpigc.runtime import launch
+
+    launch.configure()
+    from mpi4py import MPI
+
+    comm = MPI.COMM_WORLD
+    try:
+        body(comm)
+    except BaseException:  # noqa: BLE001 - any failure must end the job
+        traceback.print_exc()
+        sys.stderr.write(f"rank {comm.rank} failed: aborting the job\n")
+        sys.stderr.flush()
+        comm.Abort(1)
+    comm.Barrier()
+    if comm.rank == 0:
+        print("OK", flush=True)

@@ -1,0 +1,31 @@
+from mpigc.runtime import launch
+
+
+def test_oversubscribed_node_gets_yield_settings():
+    env = {"MPI_LOCALNRANKS": "9"}
+    applied = launch.configure(env, cores=2)
+    assert env["MPIR_CVAR_ENABLE_HEAVY_YIELD"] == "1"
+    assert env["MPIR_CVAR_CH4_PROGRESS_THROTTLE"] == "1"
+    assert env["NUMBA_NUM_THREADS"] == "1"
+    assert "MPIR_CVAR_POLLS_BEFORE_YIELD" in applied
+
+
+def test_user_settings_are_never_overridden():
+    env = {"OMPI_COMM_WORLD_LOCAL_SIZE": "16", "MPIR_CVAR_ENABLE_HEAVY_YIELD": "0",
+           "NUMBA_NUM_THREADS": "4"}
+    launch.configure(env, cores=2)
+    assert env["MPIR_CVAR_ENABLE_HEAVY_YIELD"] == "0"
+    assert env["NUMBA_NUM_THREADS"] == "4"
+
+
+def test_no_yield_settings_when_ranks_fit_the_cores():
+    env = {"SLURM_STEP_TASKS_PER_NODE": "4(x2)"}
+    launch.configure(env, cores=16)
+    assert "MPIR_CVAR_ENABLE_HEAVY_YIELD" not in env
+    assert launch.local_ranks({"SLURM_STEP_TASKS_PER_NODE": "4(x2)"}) == 4
+
+
+def test_launcher_rank_and_size():
+    assert launch.launcher_rank({"PMI_RANK": "3"}) == 3
+    assert launch.launcher_rank({}) == 0
+    assert launch.launcher_size({"OMPI_COMM_WORLD_SIZE": "5"}) == 5
