@@ -1,0 +1,225 @@
+"""SPEC section 5 as data: every scheme is a setting of one engine.
+
+A :class:`Scheme` says how work is assigned (``unit_load``), when a worker reports
+(``report``), when the PS decodes (``trigger``) and how vectors are encoded (``encoder``).
+:func:`build_protocol` turns a scheme name and its options into a :class:`Protocol`, the
+object that the MPI runtime and the simulator share: the same trigger rule, the same
+encode and decode, whatever carries the messages.
+"""
+
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+
+from mpigc import coding
+from mpigc.errors import UsageError, require
+
+DEFAULT_LOAD = 3
+
+
+@dataclass(frozen=True)
+class Scheme:
+    """One row of SPEC section 5.
+
+    Attributes
+    ----------
+    name : str
+    report : {"chunk", "done"} or None
+        "chunk": a progress report after every chunk; "done": one report once all of the
+        worker's chunks are done. None: no parameter server (allreduce).
+    trigger : {"coverage", "finished", "all"} or None
+        "coverage": every chunk processed by >= ell reporting workers; "finished": at least
+        N - s workers finished; "all": every worker finished.
+    unit_load : bool
+        Each worker holds exactly one chunk (load 1).
+    encoder : {"adaptive", "fixed"} or None
+        "adaptive": min-norm coefficients from the broadcast state (SPEC section 3);
+        "fixed": Tandon et al.'s fixed cyclic-repetition code (gc with ell = 1).
+    rescale : bool
+        Scale the decoded gradient by m / (chunks recovered) (ignore-stragglers).
+    deadline : bool
+        Supports approximate decoding at a deadline.
+    """
+
+    name: str
+    report: Optional[str]
+    trigger: Optional[str]
+    unit_load: bool
+    encoder: Optional[str]
+    rescale: bool = False
+    deadline: bool = False
+
+    @property
+    def uses_ps(self):
+        return self.trigger is not None
+
+
+SCHEMES = {
+    s.name: s
+    for s in (
+        Scheme("psgc", "chunk", "coverage", False, "adaptive", deadline=True),
+        Scheme("gc", "done", "finished", False, "fixed", deadline=True),
+        Scheme("gc-cover", "done", "coverage", False, "adaptive"),
+        Scheme("ignore-stragglers", "done", "finished", True, "adaptive", rescale=True),
+        Scheme("uncoded", "done", "all", True, "adaptive"),
+        Scheme("allreduce", None, None, True, None),
+    )
+}
+
+
+def get_scheme(name):
+    """The :class:`Scheme` called ``name`` (UsageError naming the choices otherwise)."""
+    if name not in SCHEMES:
+        raise UsageError(f"unknown scheme {name!r} (choose from {', '.join(SCHEMES)})")
+    return SCHEMES[name]
+
+
+def make_assignment(kind, n_workers, load, seed=0):
+    """Assignment from a CLI name (cyclic, frc, regular) or a matrix file."""
+    require(n_workers >= 1, f"need at least one worker, got {n_workers}")
+    require(1 <= load <= n_workers, f"--load must be between 1 and the number of workers "
+            f"({n_workers}), got {load}")
+    if kind == "cyclic":
+        return coding.cyclic(n_workers, load)
+    if kind == "frc":
+        return coding.frc(n_workers, load)
+    if kind == "regular":
+        return coding.regular(n_workers, load, seed)
+    a = coding.load_assignment(kind)
+    require(a.n_workers == n_workers, f"assignment file {kind} has {a.n_workers} workers, "
+            f"the run has {n_workers}")
+    return a
+
+
+def apply_ordering(assignment, ordering, seed=0):
+    """Orderings from a CLI name (natural, random, optimal) or an orderings file."""
+    if ordering == "natural":
+        return assignment
+    if ordering == "random":
+        return coding.random_ordering(assignment, seed)
+    if ordering == "optimal":
+        return coding.optimal_ordering(assignment)
+    return coding.load_orderings(ordering, assignment)
+
+
+@dataclass
+class Protocol:
+    """A configured scheme: what the PS, the workers and the simulator all follow."""
+
+    scheme: Scheme
+    assignment: "coding.Assignment"
+    ell: int
+    tolerance: int
+    code: "coding.GradientCode"
+    fixed: Optional["coding.FixedCode"] = None
+    deadline: Optional[float] = None
+
+    @property
+    def n_workers(self):
+        return self.assignment.n_workers
+
+    def reports_at(self, worker, count):
+        """True when a worker that has finished ``count`` chunks sends a progress report."""
+        if self.scheme.report == "chunk":
+            return count > 0
+        return count == self.assignment.loads[worker]
+
+    def new_tracker(self):
+        return coding.CoverageTracker(self.assignment, self.ell)
+
+    def fired(self, tracker):
+        """The PS trigger of SPEC section 5, O(1) on the tracker."""
+        trigger = self.scheme.trigger
+        if trigger == "coverage":
+            return tracker.decodable
+        if trigger == "finished":
+            return tracker.n_finished >= self.n_workers - self.tolerance
+        return tracker.n_finished >= self.n_workers
+
+    def senders(self, state):
+        """Workers that transmit for ``state`` (SPEC: a worker with s_i = 0 sends nothing)."""
+        return np.flatnonzero(np.asarray(state) > 0)
+
+    def encode(self, worker, state, chunk_grads):
+        """Worker ``worker``'s vector for the broadcast ``state``."""
+        if self.fixed is not None:
+            return self.fixed.encode(worker, chunk_grads)
+        return self.code.encode(worker, state, chunk_grads)
+
+    def decode(self, state, transmissions, d):
+        """Decoded gradient (length d) and the fraction of chunks recovered."""
+        state = np.asarray(state)
+        if self.fixed is not None:
+            finished = [i for i in transmissions if state[i] == self.assignment.loads[i]]
+            grad = self.fixed.decode(finished, {i: transmissions[i] for i in finished}, d)
+        else:
+            grad = self.code.decode(state, transmissions, d)
+        recovered = self.code.recovered_fraction(state)
+        if self.scheme.rescale and recovered > 0:
+            grad = grad / recovered
+        return grad, recovered
+
+
+def build_protocol(scheme, n_workers, assignment="cyclic", load=None, ell=1,
+                   ordering="optimal", seed=0, beta="gaussian", tolerance=None,
+                   deadline=None):
+    """Validate a scheme's options and build its :class:`Protocol`.
+
+    Parameters
+    ----------
+    scheme : str
+        A name in :data:`SCHEMES`.
+    n_workers : int
+        N, the number of workers (the PS is not counted).
+    assignment : str
+        "cyclic", "frc", "regular" or the path of an m x N 0/1 matrix.
+    load : int, optional
+        Chunks per worker; default 3, or 1 for the unit-load schemes.
+    ell : int
+        Communication parameter, 1 <= ell <= min replication.
+    ordering : str
+        "natural", "random", "optimal" or a file of per-worker chunk orders.
+    tolerance : int, optional
+        s, the stragglers that gc and ignore-stragglers wait for no longer. Default: for gc
+        min replication - ell (SPEC section 5); for ignore-stragglers DEFAULT_LOAD - 1, the
+        tolerance of gc at the default load, so the two are compared at equal tolerance.
+    deadline : float, optional
+        Approximate mode: decode at this time (psgc and gc only).
+    """
+    sch = get_scheme(scheme)
+    require(n_workers >= 1, f"{scheme} needs at least one worker, got {n_workers}")
+    if sch.unit_load:
+        require(load in (None, 1), f"--load must be 1 for {scheme} (each worker holds one "
+                f"chunk), got {load}")
+        require(ell == 1, f"--ell must be 1 for {scheme}, got {ell}")
+        load = 1
+        if assignment not in ("cyclic", "frc", "regular"):
+            raise UsageError(f"{scheme} uses one chunk per worker; --assignment {assignment} "
+                             f"does not apply")
+        assignment = "cyclic"
+    elif load is None:
+        load = min(DEFAULT_LOAD, n_workers)
+    if deadline is not None:
+        require(sch.deadline, f"--deadline applies to psgc and gc, not {scheme}")
+        require(np.isfinite(deadline) and deadline > 0,
+                f"--deadline must be a positive number of seconds, got {deadline}")
+    a = apply_ordering(make_assignment(assignment, n_workers, load, seed), ordering, seed)
+    min_rep = int(a.replication.min())
+    require(1 <= ell <= min_rep, f"--ell must be between 1 and the smallest replication "
+            f"({min_rep}), got {ell}")
+    code = coding.GradientCode(a, ell, seed=seed, beta=beta)
+    if tolerance is None:
+        if sch.name == "ignore-stragglers":
+            tolerance = min(DEFAULT_LOAD - 1, n_workers - 1)
+        elif sch.trigger == "finished":
+            tolerance = min_rep - ell
+        else:
+            tolerance = 0
+    require(0 <= tolerance < n_workers, f"--tolerance must be between 0 and {n_workers - 1}, "
+            f"got {tolerance}")
+    if sch.name == "gc":
+        require(tolerance <= min_rep - ell, f"gc tolerates at most min replication - ell = "
+                f"{min_rep - ell} stragglers, got --tolerance {tolerance}")
+    fixed = coding.FixedCode(a, seed=seed) if sch.encoder == "fixed" and ell == 1 else None
+    return Protocol(sch, a, ell, tolerance, code, fixed, deadline)
