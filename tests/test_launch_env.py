@@ -29,3 +29,16 @@ def test_launcher_rank_and_size():
     assert launch.launcher_rank({"PMI_RANK": "3"}) == 3
     assert launch.launcher_rank({}) == 0
     assert launch.launcher_size({"OMPI_COMM_WORLD_SIZE": "5"}) == 5
+
+
+def test_world_size_mismatch_is_refused():
+    import pytest
+
+    from mpigc.errors import UsageError
+
+    with pytest.raises(UsageError, match="world of 1 rank.*srun started 9 tasks"):
+        launch.check_world_size(1, {"SLURM_STEP_NUM_TASKS": "9", "SLURM_PROCID": "0"})
+    launch.check_world_size(9, {"SLURM_STEP_NUM_TASKS": "9", "SLURM_PROCID": "3"})
+    # mpiexec inside an allocation: the allocation size does not matter
+    launch.check_world_size(9, {"PMI_SIZE": "9", "SLURM_NTASKS": "32"})
+    launch.check_world_size(4, {})

@@ -98,3 +98,31 @@ def configure(env=None, cores=None):
             env[name] = value
             applied[name] = value
     return applied
+
+
+def check_world_size(size, env=None):
+    """Refuse a world that is not the one the launcher started.
+
+    The classic failure under ``srun``: mpi4py's MPI does not speak Slurm's PMI, so every
+    task starts as its own size-1 world and N copies of the job run side by side.
+
+    Raises
+    ------
+    UsageError
+        When the launcher announced more tasks than MPI reports.
+    """
+    from mpigc.errors import UsageError
+
+    env = os.environ if env is None else env
+    # The process's own launcher first: mpiexec sets these on every rank it starts, also
+    # inside a Slurm allocation (where SLURM_NTASKS describes the allocation, not the run).
+    announced = _int_env(env, ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE"))
+    via = "the launcher"
+    if announced is None and "SLURM_PROCID" in env:
+        announced = _int_env(env, ("SLURM_STEP_NUM_TASKS",))
+        via = "srun"
+    if announced is not None and announced != size:
+        raise UsageError(
+            f"MPI reports a world of {size} rank(s) but {via} started {announced} tasks: "
+            f"mpi4py's MPI library does not match the launcher (under Slurm use "
+            f"'srun --mpi=pmi2' or 'pmix', or mpiexec from the same MPI as mpi4py)")
