@@ -1,0 +1,154 @@
+"""The original fixed gradient code (Tandon, Lei, Dimakis, Karampatziakis 2017), ell = 1.
+
+An N x m encoding matrix B with the support of the assignment (``B[i, j] != 0`` only when
+worker i holds chunk j) such that the rows of any N - s workers span the all-ones vector,
+s = min replication - 1. A finished worker sends ``sum_j B[i, j] g_j``; the PS solves
+``B_F^T a = 1`` by least squares and returns ``sum_{i in F} a_i y_i`` (exact when the
+finished set F tolerates the stragglers, the best approximation in the l2 sense otherwise).
+
+Construction (Tandon et al., Algorithm 2, on any support): draw ``H`` (s x m) Gaussian with
+``H 1 = 0``; each worker's row is a random vector of the null space of ``H`` restricted to
+its chunks. All rows lie in ``null(H)`` (dimension m - s, containing 1), and on the cyclic
+support any N - s of them span it with probability one. Fractional repetition needs the
+other classical choice, ``B = A^T`` (every group sums its chunks). The construction tries
+both and keeps the first that passes a check of the straggler sets (all of them when there
+are at most :data:`CHECKED_SETS`, else that many random ones); if neither does,
+the assignment has no fixed code here and :class:`UsageError` says so.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from typing import Iterable
+
+import numpy as np
+import scipy.linalg
+
+from mpigc.coding.assignment import Assignment
+from mpigc.errors import UsageError, require
+
+CHECKED_SETS = 1000
+_RESIDUAL_TOL = 1e-8
+
+
+class FixedCode:
+    """Tandon et al.'s fixed gradient code for ell = 1 (used by the ``gc`` scheme).
+
+    Parameters
+    ----------
+    assignment : Assignment
+    seed : int
+        Seed of the random construction (the same on every rank).
+
+    Attributes
+    ----------
+    B : ndarray, shape (N, m)
+        Encoding matrix; row i has the support of worker i's chunks.
+    stragglers : int
+        s = min replication - 1, the number of stragglers any decode tolerates.
+
+    Raises
+    ------
+    UsageError
+        If neither construction tolerates s stragglers on this assignment.
+    """
+
+    def __init__(self, assignment, seed=0):
+        require(isinstance(assignment, Assignment),
+                f"assignment must be an mpigc.coding.Assignment, got {type(assignment).__name__}")
+        self.assignment = assignment
+        self.stragglers = int(assignment.replication.min()) - 1
+        rng = np.random.default_rng(seed)
+        candidates = (self._null_space_code(rng), assignment.matrix.T.astype(float))
+        for B in candidates:
+            if self._tolerates(B, rng):
+                self.B = B
+                self.B.setflags(write=False)
+                return
+        raise UsageError(
+            f"no fixed gradient code found on this assignment that tolerates "
+            f"s = {self.stragglers} stragglers (cyclic and fractional repetition supports work)")
+
+    def _null_space_code(self, rng):
+        a = self.assignment
+        H = rng.standard_normal((self.stragglers, a.n_chunks))
+        if self.stragglers:
+            H[:, -1] = -H[:, :-1].sum(axis=1)  # H 1 = 0: the all-ones vector is in null(H)
+        B = np.zeros((a.n_workers, a.n_chunks))
+        for i in range(a.n_workers):
+            chunks = np.flatnonzero(a.matrix[:, i])
+            if len(chunks) == 0:
+                continue
+            K = scipy.linalg.null_space(H[:, chunks])
+            if K.shape[1]:
+                B[i, chunks] = K @ rng.standard_normal(K.shape[1])
+        return B
+
+    def _tolerates(self, B, rng):
+        n, s = self.assignment.n_workers, self.stragglers
+        if math.comb(n, s) <= CHECKED_SETS:
+            straggler_sets = itertools.combinations(range(n), s)
+        else:
+            straggler_sets = (rng.choice(n, s, replace=False) for _ in range(CHECKED_SETS))
+        for stragglers in straggler_sets:
+            finished = np.setdiff1d(np.arange(n), stragglers)
+            if self._residual(B, finished) > _RESIDUAL_TOL:
+                return False
+        return True
+
+    @staticmethod
+    def _weights(B, finished):
+        ones = np.ones(B.shape[1])
+        return np.linalg.lstsq(B[finished].T, ones, rcond=None)[0]
+
+    def _residual(self, B, finished):
+        a = self._weights(B, finished)
+        return np.linalg.norm(B[finished].T @ a - 1.0) / math.sqrt(B.shape[1])
+
+    def encode(self, worker, chunk_grads) -> np.ndarray:
+        """``y_i = sum_j B[i, j] g_j`` over all chunks of a (finished) worker.
+
+        Raises
+        ------
+        UsageError
+            Bad worker, a worker without chunks, a missing gradient or unequal lengths.
+        """
+        a = self.assignment
+        if not (isinstance(worker, (int, np.integer)) and 0 <= worker < a.n_workers):
+            raise UsageError(f"worker {worker!r} is not in 0..{a.n_workers - 1}")
+        chunks = a.orderings[worker]
+        require(chunks, f"worker {worker} holds no chunk: it sends nothing")
+        grads = []
+        for j in chunks:
+            require(j in chunk_grads, f"chunk_grads lacks chunk {j} of worker {worker} (the fixed code needs all)")
+            grads.append(np.asarray(chunk_grads[j]))
+        shape = grads[0].shape
+        for j, g in zip(chunks, grads):
+            require(g.ndim == 1 and g.shape == shape,
+                    f"gradient of chunk {j} has shape {g.shape}; every gradient must be 1-D of the same length")
+        return self.B[worker, chunks] @ np.stack(grads)
+
+    def decode(self, finished: Iterable[int], transmissions, d) -> np.ndarray:
+        """Least-squares decode ``sum_i a_i y_i`` with ``B_F^T a = 1`` (best fit if inexact).
+
+        Parameters
+        ----------
+        finished : iterable of int
+            Workers whose transmissions are used.
+        transmissions : mapping int -> 1-D array of length d
+            Must contain every finished worker (other entries are ignored).
+        d : int
+        """
+        n = self.assignment.n_workers
+        require(isinstance(d, (int, np.integer)) and d >= 1, f"gradient length d must be a positive integer, got {d!r}")
+        F = sorted({int(i) for i in finished})
+        for i in F:
+            require(0 <= i < n, f"finished worker {i} is not in 0..{n - 1}")
+            require(i in transmissions, f"missing transmission of finished worker {i}")
+            require(np.shape(transmissions[i]) == (d,),
+                    f"transmission of worker {i} has shape {np.shape(transmissions[i])}, expected ({d},)")
+        if not F:
+            return np.zeros(d)
+        a = self._weights(self.B, F)
+        return a @ np.stack([np.asarray(transmissions[i]) for i in F])
