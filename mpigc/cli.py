@@ -85,6 +85,14 @@ def build_parser():
     bs.add_argument("--json", action="store_true")
     bs.add_argument("--out", default=None, metavar="DIR")
     bs.add_argument("--iterations", type=int, default=20)
+    bs.add_argument("--data", default="synthetic:n=120000,d=200,seed=1", metavar="SPEC",
+                    help="the fixed problem (strong scaling: the same at every rank count)")
+    bs.add_argument("--schemes", default="psgc,allreduce")
+    bs.add_argument("--launcher", default=None, metavar="TEMPLATE",
+                    help="command prefix with {n} for the rank count (default: mpiexec -n {n}; "
+                         "under Slurm: 'srun --mpi=pmi2 -n {n}')")
+    bs.add_argument("--collect", default=None, metavar="DIR",
+                    help="only aggregate runs already in DIR/<scheme>-ranks-<n>/ (from a Slurm sweep)")
 
     sub.add_parser("warmup", help="compile every Numba kernel into the cache")
     return parser

@@ -1,0 +1,49 @@
+# Shared set-up for the mpigc batch scripts (sourced, not submitted).
+#
+# Environment (all optional):
+#   MPIGC_HOME      the mpigc checkout (default: the submit directory)
+#   MPIGC_VENV      virtualenv to activate (default: $MPIGC_HOME/.venv; "none" to skip)
+#   MPIGC_LAUNCHER  srun | mpiexec  (default: srun when inside a Slurm allocation)
+#   MPIGC_SRUN_MPI  PMI plugin for srun --mpi (default: pmi2; pmix on newer clusters)
+#   MPIGC_CACHE     Numba cache directory (default: job-local, $MPIGC_HOME/.mpigc-cache/job-$SLURM_JOB_ID)
+
+set -euo pipefail
+
+MPIGC_HOME=${MPIGC_HOME:-${SLURM_SUBMIT_DIR:-$PWD}}
+MPIGC_VENV=${MPIGC_VENV:-$MPIGC_HOME/.venv}
+if [[ "$MPIGC_VENV" != none && -f "$MPIGC_VENV/bin/activate" ]]; then
+    # shellcheck disable=SC1091
+    source "$MPIGC_VENV/bin/activate"
+fi
+if [[ -n "${SLURM_JOB_ID:-}" ]]; then
+    MPIGC_LAUNCHER=${MPIGC_LAUNCHER:-srun}
+else
+    MPIGC_LAUNCHER=${MPIGC_LAUNCHER:-mpiexec}
+fi
+MPIGC_SRUN_MPI=${MPIGC_SRUN_MPI:-pmi2}
+
+# One compute thread per core that Slurm gave each task; the ranks are the parallelism.
+threads=${SLURM_CPUS_PER_TASK:-1}
+export NUMBA_NUM_THREADS=$threads OMP_NUM_THREADS=$threads OPENBLAS_NUM_THREADS=$threads \
+       MKL_NUM_THREADS=$threads
+
+# A job-local Numba cache, warmed once before any rank starts: ranks then load compiled
+# kernels instead of compiling them all at once in the first iteration.
+export NUMBA_CACHE_DIR=${MPIGC_CACHE:-$MPIGC_HOME/.mpigc-cache/job-${SLURM_JOB_ID:-local}}
+mkdir -p "$NUMBA_CACHE_DIR"
+mpigc warmup
+
+# mpigc_launch N ARGS...: run `mpigc ARGS...` on N ranks with the configured launcher.
+mpigc_launch() {
+    local n=$1
+    shift
+    if [[ "$MPIGC_LAUNCHER" == srun ]]; then
+        srun --mpi="$MPIGC_SRUN_MPI" --ntasks="$n" --cpus-per-task="$threads" \
+             --exclusive mpigc "$@"
+    else
+        mpiexec -n "$n" mpigc "$@"
+    fi
+}
+
+echo "mpigc job ${SLURM_JOB_ID:-local}: launcher=$MPIGC_LAUNCHER threads/rank=$threads" \
+     "cache=$NUMBA_CACHE_DIR"
