@@ -1,0 +1,23 @@
+"""Data sets for mpigc: specs, the synthetic problem, npz/svmlight readers, chunk ranges,
+label and finiteness checks.
+
+Typical use on a worker::
+
+    source = parse_data_spec(args.data, model=args.model)   # cheap, every rank
+    source.validate(args.model)                             # labels fit the model
+    bounds = chunk_bounds(source.n_rows, n_chunks)
+    X, y = source.read_rows([(bounds[j], bounds[j + 1]) for j in my_chunks])
+    y = prepare_labels(y, args.model)
+"""
+
+from mpigc.data.checks import check_finite, prepare_labels
+from mpigc.data.chunks import chunk_bounds
+from mpigc.data.npz import NpzSource, save_npz
+from mpigc.data.source import DataSource
+from mpigc.data.spec import ConcatSource, parse_data_spec
+from mpigc.data.svmlight import SvmlightSource
+from mpigc.data.synthetic import BLOCK_ROWS, SyntheticSource
+
+__all__ = ["parse_data_spec", "DataSource", "SyntheticSource", "NpzSource", "SvmlightSource",
+           "ConcatSource", "save_npz", "chunk_bounds", "prepare_labels", "check_finite",
+           "BLOCK_ROWS"]

@@ -1,0 +1,170 @@
+"""``.npz`` data files: the on-disk format, a writer, and a reader that reads only the
+requested rows.
+
+Format (one ``.npz`` archive, written by :func:`save_npz`):
+
+- dense: arrays ``X`` (2-D, n x d, any real dtype) and ``y`` (1-D, n);
+- sparse CSR: the arrays of :func:`scipy.sparse.save_npz` for a CSR matrix
+  (``data``, ``indices``, ``indptr``, ``shape``, ``format`` = ``"csr"``) plus ``y``.
+  ``scipy.sparse.load_npz`` therefore reads X from such a file too.
+
+Members stored uncompressed (``np.savez``, the :func:`save_npz` default) are memory-mapped
+in place, so a worker touches only the bytes of its own rows. Compressed members
+(``np.savez_compressed``) cannot be mapped: the member is read whole and then sliced.
+"""
+
+import struct
+import zipfile
+
+import numpy as np
+import scipy.sparse as sp
+
+from mpigc.data.source import DataSource
+from mpigc.errors import UsageError
+
+CSR_KEYS = ("data", "indices", "indptr", "shape")
+_HEADER_READERS = {(1, 0): np.lib.format.read_array_header_1_0,
+                   (2, 0): np.lib.format.read_array_header_2_0}
+
+
+def save_npz(path, X, y, compressed=False):
+    """Write a data set in the format :func:`mpigc.data.parse_data_spec` reads.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Output file (``.npz`` is appended by NumPy when missing).
+    X : array_like or scipy.sparse matrix
+        Features, n x d; sparse input is stored as CSR.
+    y : array_like
+        Labels, length n.
+    compressed : bool
+        Compress the members (smaller, but workers then read whole members).
+    """
+    y = np.asarray(y, dtype=np.float64)
+    save = np.savez_compressed if compressed else np.savez
+    if sp.issparse(X):
+        X = sp.csr_matrix(X)
+        save(path, data=X.data, indices=X.indices, indptr=X.indptr,
+             shape=np.array(X.shape), format=np.array("csr"), y=y)
+    else:
+        X = np.asarray(X)
+        if X.ndim != 2 or y.shape != (X.shape[0],):
+            raise UsageError(f"save_npz needs X of shape (n, d) and y of shape (n,); "
+                             f"got {X.shape} and {y.shape}")
+        save(path, X=X, y=y)
+
+
+class _Member:
+    """One array of the archive: header read eagerly, contents mapped or loaded lazily."""
+
+    def __init__(self, path, zf, key):
+        self.path, self.key = path, key
+        info = zf.getinfo(key + ".npy")
+        with zf.open(info) as f:
+            version = np.lib.format.read_magic(f)
+            if version not in _HEADER_READERS:
+                raise ValueError(f"array '{key}' has .npy format version {version}")
+            self.shape, self.fortran, self.dtype = _HEADER_READERS[version](f)
+            header_len = f.tell()
+        self.mappable = info.compress_type == zipfile.ZIP_STORED and not self.dtype.hasobject
+        if self.mappable:
+            with open(path, "rb") as f:
+                f.seek(info.header_offset)
+                local = f.read(30)
+            name_len, extra_len = struct.unpack("<HH", local[26:30])
+            self.offset = info.header_offset + 30 + name_len + extra_len + header_len
+        self._array = None
+
+    def array(self):
+        """The whole member: a read-only memory map when stored, else loaded into memory."""
+        if self._array is None:
+            if self.mappable:
+                self._array = np.memmap(self.path, dtype=self.dtype, mode="r", offset=self.offset,
+                                        shape=self.shape, order="F" if self.fortran else "C")
+            else:
+                with np.load(self.path, allow_pickle=False) as z:
+                    self._array = z[self.key]
+        return self._array
+
+
+class NpzSource(DataSource):
+    """Rows of a dense or CSR ``.npz`` data set (see the module docstring)."""
+
+    def __init__(self, path):
+        self.path = self.name = str(path)
+        try:
+            with zipfile.ZipFile(path) as zf:
+                keys = {n[:-4] for n in zf.namelist() if n.endswith(".npy")}
+                members = {k: _Member(self.path, zf, k) for k in keys}
+        except zipfile.BadZipFile:
+            raise UsageError(f"{path}: not an .npz archive") from None
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"{path}: cannot read: {exc}") from None
+        self.m = members
+        if "y" not in keys:
+            raise UsageError(f"{path}: no array 'y' (labels); found {sorted(keys)}")
+        self.is_sparse = "X" not in keys
+        if not self.is_sparse:
+            self._check_numeric("X", ndim=2)
+            self.n_rows, self.n_features = self.m["X"].shape
+        elif set(CSR_KEYS) <= keys:
+            self._init_csr()
+        else:
+            raise UsageError(f"{path}: expected arrays X and y (dense) or data, indices, indptr, "
+                             f"shape and y (CSR); found {', '.join(sorted(keys))}")
+        self._check_numeric("y", ndim=1)
+        if self.m["y"].shape[0] != self.n_rows:
+            raise UsageError(f"{path}: y has {self.m['y'].shape[0]} labels but X has "
+                             f"{self.n_rows} rows")
+        if self.n_rows == 0 or self.n_features == 0:
+            raise UsageError(f"{path}: the data set is empty ({self.n_rows} x {self.n_features})")
+
+    def _check_numeric(self, key, ndim):
+        mem = self.m[key]
+        if mem.dtype.hasobject:
+            raise UsageError(f"{self.path}: array '{key}' holds Python objects (a pickled sparse "
+                             f"matrix?); write the file with mpigc.data.save_npz")
+        if mem.dtype.kind not in "biuf" or len(mem.shape) != ndim:
+            raise UsageError(f"{self.path}: array '{key}' must be a {ndim}-D real array, got "
+                             f"dtype {mem.dtype} and shape {mem.shape}")
+
+    def _init_csr(self):
+        if "format" in self.m:
+            fmt = self.m["format"].array()[()]
+            fmt = fmt.decode("ascii", "replace") if isinstance(fmt, bytes) else str(fmt)
+            if fmt != "csr":
+                raise UsageError(f"{self.path}: sparse format '{fmt}' is not supported; "
+                                 f"convert X with .tocsr() before saving")
+        for key in CSR_KEYS:
+            self._check_numeric(key, ndim=1)
+        shape = np.asarray(self.m["shape"].array())
+        if shape.shape != (2,) or shape.dtype.kind not in "iu":
+            raise UsageError(f"{self.path}: 'shape' must hold two integers, got {shape}")
+        self.n_rows, self.n_features = (int(v) for v in shape)
+        if self.m["indptr"].shape[0] != self.n_rows + 1:
+            raise UsageError(f"{self.path}: 'indptr' has {self.m['indptr'].shape[0]} entries, "
+                             f"expected rows + 1 = {self.n_rows + 1}")
+        if self.m["indices"].shape != self.m["data"].shape:
+            raise UsageError(f"{self.path}: 'indices' and 'data' differ in length")
+
+    def _read(self, start, stop):
+        y = np.array(self.m["y"].array()[start:stop], dtype=np.float64)
+        if not self.is_sparse:
+            return np.array(self.m["X"].array()[start:stop], dtype=np.float64, order="C"), y
+        indptr = np.array(self.m["indptr"].array()[start:stop + 1], dtype=np.int64)
+        lo, hi = int(indptr[0]), int(indptr[-1])
+        if np.any(np.diff(indptr) < 0) or lo < 0 or hi > self.m["data"].shape[0]:
+            raise UsageError(f"{self.path}: 'indptr' is corrupt in rows {start}..{stop - 1}")
+        indices = np.array(self.m["indices"].array()[lo:hi], dtype=np.int64)
+        bad = np.flatnonzero((indices < 0) | (indices >= self.n_features))
+        if bad.size:
+            row = start + int(np.searchsorted(indptr, lo + bad[0], side="right") - 1)
+            raise UsageError(f"{self.path}: row {row} has feature index {indices[bad[0]]}, "
+                             f"outside 0..{self.n_features - 1}")
+        data = np.array(self.m["data"].array()[lo:hi], dtype=np.float64)
+        X = sp.csr_matrix((data, indices, indptr - lo), shape=(stop - start, self.n_features))
+        return X, y
+
+    def labels(self):
+        return np.array(self.m["y"].array(), dtype=np.float64)

@@ -1,0 +1,103 @@
+"""`DataSource`: the interface every reader implements (rows on demand)."""
+
+import numpy as np
+import scipy.sparse as sp
+
+from mpigc.data.checks import check_finite, prepare_labels
+from mpigc.errors import UsageError
+
+DTYPES = ("float64", "float32")
+
+
+class DataSource:
+    """A data set whose rows are read on demand.
+
+    Attributes
+    ----------
+    n_rows, n_features : int
+    name : str
+        For messages (a file name, or the synthetic spec).
+    is_sparse : bool
+        ``read_rows`` returns a ``scipy.sparse.csr_matrix`` (else a dense ndarray).
+
+    Subclasses implement ``_read(start, stop) -> (X, y)`` for one row range (X float64,
+    dense or CSR with ``n_features`` columns) and ``labels()``.
+    """
+
+    n_rows: int
+    n_features: int
+    name: str
+    is_sparse: bool
+
+    def _read(self, start, stop):
+        raise NotImplementedError
+
+    def labels(self):
+        """All raw labels of the data set (float64); cheap: features are not read."""
+        raise NotImplementedError
+
+    def validate(self, model):
+        """Check, before any distributed work, that the labels of the whole data set fit
+        ``model`` (see :func:`prepare_labels`). Raises UsageError naming the file."""
+        try:
+            prepare_labels(self.labels(), model)
+        except UsageError as exc:
+            raise UsageError(f"{self.name}: {exc}") from None
+
+    def read_rows(self, ranges, dtype="float64"):
+        """Read the rows of ``ranges`` (and only those), concatenated in the given order.
+
+        Parameters
+        ----------
+        ranges : list of (int, int)
+            Half-open row ranges ``[start, stop)`` with ``0 <= start <= stop <= n_rows``.
+        dtype : {"float64", "float32"}
+            Dtype of dense X (CSR is always float64).
+
+        Returns
+        -------
+        X : numpy.ndarray or scipy.sparse.csr_matrix
+            C-contiguous ``(rows, n_features)``.
+        y : numpy.ndarray
+            float64 raw labels (convert with :func:`prepare_labels`).
+
+        Raises
+        ------
+        UsageError
+            Bad ranges, or rows that hold NaN/inf or malformed entries (the message names
+            the file and the row or line).
+        """
+        if dtype not in DTYPES:
+            raise UsageError(f"unknown dtype '{dtype}' (expected float64 or float32)")
+        parts, rows = [], []
+        for rng in ranges:
+            try:
+                start, stop = (int(v) for v in rng)
+            except (TypeError, ValueError):
+                raise UsageError(f"row range must be a pair of integers, got {rng!r}") from None
+            if not 0 <= start <= stop <= self.n_rows:
+                raise UsageError(
+                    f"row range [{start}, {stop}) is outside {self.name} ({self.n_rows} rows)")
+            if stop > start:
+                parts.append(self._read(start, stop))
+                rows.append(np.arange(start, stop))
+        if not parts:
+            X = (sp.csr_matrix((0, self.n_features)) if self.is_sparse
+                 else np.empty((0, self.n_features)))
+            return _as_dtype(X, dtype), np.empty(0)
+        if len(parts) == 1:
+            X, y = parts[0]
+        else:
+            X = (sp.vstack([p[0] for p in parts], format="csr") if self.is_sparse
+                 else np.concatenate([p[0] for p in parts]))
+            y = np.concatenate([p[1] for p in parts])
+        check_finite(X, y, self.name, rows=np.concatenate(rows))
+        return _as_dtype(X, dtype), np.ascontiguousarray(y, dtype=np.float64)
+
+
+def _as_dtype(X, dtype):
+    if sp.issparse(X):
+        X = sp.csr_matrix(X, dtype=np.float64)
+        X.sort_indices()
+        return X
+    return np.ascontiguousarray(X, dtype=dtype)

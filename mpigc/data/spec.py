@@ -1,0 +1,192 @@
+"""``--data SPEC``: parse and validate a data specification (cheap: no rows are read).
+
+Grammar::
+
+    (none)                                   the built-in problem: synthetic:n=20000,d=100
+    synthetic:n=ROWS,d=COLS[,density=F][,seed=S][,model=logistic|linear][,noise=SIGMA]
+    FILE[+FILE...][:OPTION=VALUE[,...]]      .npz, .svm, .libsvm or .txt (svmlight)
+
+A FILE may be a glob pattern (``shards/part-*.svm``; matches are taken in sorted order).
+Several files are one data set, their rows concatenated in order; npz files (and
+svmlight files with ``features=``) must agree on the number of features, svmlight files
+without it take the largest index of all files. File options (svmlight only):
+``features=D`` (number of features) and ``zero_based=0|1``.
+"""
+
+import glob
+import os
+
+import numpy as np
+import scipy.sparse as sp
+
+from mpigc.data.checks import MODELS
+from mpigc.data.npz import NpzSource
+from mpigc.data.source import DataSource
+from mpigc.data.svmlight import SvmlightSource
+from mpigc.data.synthetic import DEFAULT, SyntheticSource
+from mpigc.errors import UsageError
+
+SVMLIGHT_SUFFIXES = (".svm", ".libsvm", ".txt")
+
+
+def parse_data_spec(spec, model=None):
+    """Turn a ``--data`` specification into a :class:`DataSource`.
+
+    Parameters
+    ----------
+    spec : str or None
+        See the module docstring; None is the built-in synthetic problem.
+    model : {"logistic", "linear"}, optional
+        Label kind of a synthetic problem whose spec does not name one (default logistic).
+        Ignored for files.
+
+    Returns
+    -------
+    DataSource
+
+    Raises
+    ------
+    UsageError
+        Malformed spec, missing or unreadable files, malformed file headers, files that
+        disagree on the number of features.
+    """
+    if spec is None:
+        return SyntheticSource(**DEFAULT, model=model or "logistic")
+    spec = str(spec).strip()
+    if spec == "synthetic" or spec.startswith("synthetic:"):
+        return _synthetic(spec.partition(":")[2], model)
+    paths, options = _split_options(spec)
+    sources = [_open_file(p, options) for p in _expand(paths)]
+    return sources[0] if len(sources) == 1 else ConcatSource(sources)
+
+
+def _parse_options(text, what):
+    options = {}
+    for item in filter(None, (s.strip() for s in text.split(","))):
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise UsageError(f"malformed option '{item}' in {what} (expected KEY=VALUE)")
+        if key.strip() in options:
+            raise UsageError(f"option '{key.strip()}' given twice in {what}")
+        options[key.strip()] = value.strip()
+    return options
+
+
+def _number(options, key, kind, what, default, check, requirement):
+    if key not in options:
+        return default
+    try:
+        value = kind(options.pop(key))
+    except ValueError:
+        raise UsageError(f"{key} in {what} must be {requirement}") from None
+    if not check(value):
+        raise UsageError(f"{key}={value} in {what}: must be {requirement}")
+    return value
+
+
+def _synthetic(text, model):
+    what = "the synthetic data spec"
+    opts = _parse_options(text, what)
+    n = _number(opts, "n", int, what, DEFAULT["n"], lambda v: v >= 1, "a positive integer")
+    d = _number(opts, "d", int, what, DEFAULT["d"], lambda v: v >= 1, "a positive integer")
+    density = _number(opts, "density", float, what, 1.0, lambda v: 0.0 < v <= 1.0,
+                      "a number in (0, 1]")
+    seed = _number(opts, "seed", int, what, 0, lambda v: v >= 0, "a non-negative integer")
+    noise = _number(opts, "noise", float, what, DEFAULT["noise"],
+                    lambda v: v >= 0.0 and np.isfinite(v), "a finite number >= 0")
+    kind = opts.pop("model", model or "logistic")
+    if kind not in MODELS:
+        raise UsageError(f"model={kind} in {what}: expected logistic or linear")
+    if opts:
+        raise UsageError(f"unknown option '{next(iter(opts))}' in {what} "
+                         f"(expected n, d, density, seed, model, noise)")
+    return SyntheticSource(n, d, density=density, seed=seed, model=kind, noise=noise)
+
+
+def _split_options(spec):
+    """'a.svm+b.svm:features=9' -> (['a.svm', 'b.svm'], {'features': '9'})."""
+    head, sep, tail = spec.rpartition(":")
+    if sep and "=" in tail and not os.path.exists(spec):
+        return head.split("+"), _parse_options(tail, f"the data spec '{spec}'")
+    return spec.split("+"), {}
+
+
+def _expand(patterns):
+    paths = []
+    for pattern in patterns:
+        if not pattern:
+            raise UsageError("empty file name in the data spec")
+        if glob.has_magic(pattern):
+            matches = sorted(glob.glob(pattern))
+            if not matches:
+                raise UsageError(f"no data file matches '{pattern}'")
+            paths += matches
+        else:
+            paths.append(pattern)
+    return paths
+
+
+def _open_file(path, options):
+    if not os.path.exists(path):
+        raise UsageError(f"data file not found: {path}")
+    if os.path.isdir(path):
+        raise UsageError(f"data file is a directory: {path}")
+    if not os.access(path, os.R_OK):
+        raise UsageError(f"data file is not readable: {path}")
+    suffix = os.path.splitext(path)[1].lower()
+    opts = dict(options)
+    try:
+        if suffix == ".npz":
+            if opts:
+                raise UsageError(f"option '{next(iter(opts))}' does not apply to .npz file {path}")
+            return NpzSource(path)
+        if suffix in SVMLIGHT_SUFFIXES:
+            what = f"the data spec of {path}"
+            features = _number(opts, "features", int, what, None, lambda v: v >= 1,
+                               "a positive integer")
+            zero = _number(opts, "zero_based", int, what, 0, lambda v: v in (0, 1), "0 or 1")
+            if opts:
+                raise UsageError(f"unknown option '{next(iter(opts))}' in {what} "
+                                 f"(expected features, zero_based)")
+            return SvmlightSource(path, features=features, zero_based=zero)
+    except OSError as exc:
+        raise UsageError(f"cannot read data file {path}: {exc.strerror or exc}") from None
+    raise UsageError(f"unknown data file type '{path}' (expected .npz, .svm, .libsvm or .txt)")
+
+
+class ConcatSource(DataSource):
+    """Several files read as one data set, rows concatenated in order."""
+
+    def __init__(self, sources):
+        self.parts = list(sources)
+        inferred = [s for s in self.parts if getattr(s, "features_inferred", False)]
+        fixed = [s for s in self.parts if s not in inferred]
+        for s in fixed[1:]:
+            if s.n_features != fixed[0].n_features:
+                raise UsageError(f"feature counts differ between files: {fixed[0].name} has "
+                                 f"{fixed[0].n_features}, {s.name} has {s.n_features}")
+        widest = max(inferred, key=lambda s: s.n_features, default=None)
+        if fixed and widest is not None and widest.n_features > fixed[0].n_features:
+            raise UsageError(f"feature counts differ between files: {fixed[0].name} has "
+                             f"{fixed[0].n_features}, {widest.name} uses {widest.n_features}")
+        self.n_features = (fixed[0] if fixed else widest).n_features
+        for s in self.parts:
+            s.n_features = self.n_features
+        self.starts = np.cumsum([0] + [s.n_rows for s in self.parts])
+        self.n_rows = int(self.starts[-1])
+        self.is_sparse = any(s.is_sparse for s in self.parts)
+        self.name = "+".join(s.name for s in self.parts)
+
+    def _read(self, start, stop):
+        Xs, ys = [], []
+        for k, part in enumerate(self.parts):
+            lo, hi = max(start, self.starts[k]), min(stop, self.starts[k + 1])
+            if lo < hi:
+                X, y = part._read(int(lo - self.starts[k]), int(hi - self.starts[k]))
+                Xs.append(sp.csr_matrix(X) if self.is_sparse else X)
+                ys.append(y)
+        X = sp.vstack(Xs, format="csr") if self.is_sparse else np.concatenate(Xs)
+        return X, np.concatenate(ys)
+
+    def labels(self):
+        return np.concatenate([s.labels() for s in self.parts])
