@@ -68,7 +68,7 @@ class FixedCode:
                 return
         raise UsageError(
             f"no fixed gradient code found on this assignment that tolerates "
-            f"s = {self.stragglers} stragglers (cyclic and fractional repetition supports work)")
+            f"s = {self.stragglers} stragglers (cyclic, regular and fractional repetition assignments have one)")
 
     def _null_space_code(self, rng):
         a = self.assignment
