@@ -62,7 +62,7 @@ class SvmlightSource(DataSource):
 
         Comments may hold ':' too, so a file with '#' is parsed in full instead.
         """
-        if self._mm.find(b"#") >= 0:
+        if self._mm.find(b"#", 0) >= 0:
             return int(max((self._parse(a, min(a + 65536, self.n_rows), check_range=False)[4]
                             for a in range(0, self.n_rows, 65536)), default=0))
         buf = np.frombuffer(self._mm, dtype=np.uint8)
@@ -89,17 +89,17 @@ class SvmlightSource(DataSource):
         for r in range(self.n_rows):
             a, b = self._offsets[r], self._offsets[r + 1]
             token = _COMMENT.sub(b"", self._mm[a:b]).split(None, 1)[0]
-            out[r] = self._number(token, r, "label")
+            out[r] = self._label(token, r)
         return out
 
     def _fail(self, row, what):
         raise UsageError(f"{self.path} line {self._lines[row]}: {what}")
 
-    def _number(self, token, row, what):
+    def _label(self, token, row):
         try:
             return float(token)
         except ValueError:
-            self._fail(row, f"{what} '{token.decode(errors='replace')}' is not a number")
+            self._fail(row, f"label '{token.decode(errors='replace')}' is not a number")
 
     def _text_lines(self, start, stop):
         text = self._mm[self._offsets[start]:self._offsets[stop]]
@@ -134,6 +134,7 @@ class SvmlightSource(DataSource):
         if bad.size:
             row = start + int(np.searchsorted(indptr, bad[0], side="right") - 1)
             self._fail(row, self._range_message(raw[bad[0]]))
+        self._check_unique(start, indptr, raw)
         for arr, what in ((y, "label"), (vals, "value")):
             bad = np.flatnonzero(~np.isfinite(arr))
             if bad.size:
@@ -144,12 +145,24 @@ class SvmlightSource(DataSource):
                 self._fail(row, f"{name} is {arr[k]}")
         return y, indptr, raw - first, vals, int(raw.max(initial=0))
 
+    def _check_unique(self, start, indptr, raw):
+        """Raise on an index repeated within a row (files are usually sorted: cheap check)."""
+        row_of = np.repeat(np.arange(indptr.size - 1), np.diff(indptr))
+        rising = (np.diff(raw) > 0) | (np.diff(row_of) > 0)
+        if rising.all():
+            return
+        order = np.lexsort((raw, row_of))
+        same = (np.diff(raw[order]) == 0) & (np.diff(row_of[order]) == 0)
+        if same.any():
+            k = order[np.argmax(same)]
+            self._fail(start + int(row_of[k]), f"feature index {raw[k]} appears twice")
+
     def _range_message(self, index):
-        if index < 1 and not self.zero_based:
-            return (f"feature index {index} is out of range (indices are 1-based; "
-                    f"add zero_based=1 to the data spec for 0-based files)")
         if index < 0:
             return f"feature index {index} is negative"
+        if index == 0 and not self.zero_based:
+            return ("feature index 0 is out of range (indices are 1-based; "
+                    "add zero_based=1 to the data spec for 0-based files)")
         return f"feature index {index} exceeds the {self.n_features} features of the data set"
 
     def _explain(self, start, stop):
@@ -159,7 +172,7 @@ class SvmlightSource(DataSource):
             if b":" in parts[0]:
                 self._fail(row, f"line starts with '{parts[0].decode(errors='replace')}', "
                                 f"expected a label")
-            self._number(parts[0], row, "label")
+            self._label(parts[0], row)
             for tok in parts[1:]:
                 text = tok.decode(errors="replace")
                 if tok.startswith(b"qid:"):
@@ -169,7 +182,11 @@ class SvmlightSource(DataSource):
                     self._fail(row, f"expected INDEX:VALUE, got '{text}'")
                 if not idx.isdigit():
                     self._fail(row, f"feature index in '{text}' is not a non-negative integer")
-                self._number(val, row, f"value in '{text}'")
+                try:
+                    float(val)
+                except ValueError:
+                    self._fail(row, f"value '{val.decode(errors='replace')}' of feature "
+                                    f"{idx.decode()} is not a number")
 
     def _read(self, start, stop):
         y, indptr, indices, vals, _ = self._parse(start, stop)

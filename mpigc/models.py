@@ -1,0 +1,138 @@
+"""NumPy/SciPy reference objective, gradient and Lipschitz bound (independent of the
+Numba kernels; used by ``--verify``, the tests and ``--lr auto``).
+
+Objective (docs/ARCHITECTURE.md): ``F(w) = (1/n) sum_r loss_r(w) + (l2/2) ||w||^2`` with
+``loss_r = log(1 + exp(-y_r x_r.w))`` (logistic, labels +-1) or
+``loss_r = 0.5 (x_r.w - y_r)^2`` (linear).
+"""
+
+import numpy as np
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
+from scipy.special import expit
+
+from mpigc.errors import UsageError
+
+MODELS = ("logistic", "linear")
+# Largest second derivative of each loss in the margin x.w: the curvature of the
+# objective is at most CURVATURE * lambda_max(X^T X / n) + l2.
+CURVATURE = {"logistic": 0.25, "linear": 1.0}
+
+
+def _check_model(model):
+    if model not in MODELS:
+        raise UsageError(f"unknown model '{model}' (expected one of: {', '.join(MODELS)})")
+
+
+def objective(model, X, y, w, l2=0.0):
+    """``F(w)``: mean loss over the rows of ``X`` plus ``l2/2 ||w||^2``.
+
+    Parameters
+    ----------
+    model : {"logistic", "linear"}
+    X : numpy.ndarray or scipy.sparse matrix, (n, d)
+    y : numpy.ndarray, (n,)
+        +-1 for logistic.
+    w : numpy.ndarray, (d,)
+    l2 : float
+
+    Returns
+    -------
+    float
+        Stable at any margin (logistic uses ``logaddexp``).
+    """
+    _check_model(model)
+    z = X @ w
+    if model == "logistic":
+        losses = np.logaddexp(0.0, -y * z)
+    else:
+        losses = 0.5 * (z - y) ** 2
+    return float(np.mean(losses) + 0.5 * l2 * np.dot(w, w))
+
+
+def gradient(model, X, y, w, l2=0.0):
+    """Gradient of :func:`objective` with respect to ``w`` (shape ``(d,)``, float64)."""
+    _check_model(model)
+    z = X @ w
+    if model == "logistic":
+        coef = -y * expit(-y * z)   # d/dz log(1 + exp(-y z)), stable for any z
+    else:
+        coef = z - y
+    return np.asarray(X.T @ coef, dtype=np.float64) / X.shape[0] + l2 * w
+
+
+def lipschitz_bound(model, sq_norm_over_n, l2=0.0):
+    """Upper bound L on the curvature of the objective (the gradient's Lipschitz constant).
+
+    Parameters
+    ----------
+    model : {"logistic", "linear"}
+    sq_norm_over_n : float
+        ``lambda_max(X^T X) / n`` = squared spectral norm of X over the number of rows.
+    l2 : float
+
+    Returns
+    -------
+    float
+        ``0.25 * sq_norm_over_n + l2`` (logistic) or ``sq_norm_over_n + l2`` (linear).
+    """
+    _check_model(model)
+    if not (np.isfinite(sq_norm_over_n) and sq_norm_over_n >= 0):
+        raise UsageError(f"squared spectral norm must be finite and >= 0, got {sq_norm_over_n}")
+    return CURVATURE[model] * float(sq_norm_over_n) + float(l2)
+
+
+def top_eigenvalue(apply, dim, tol=1e-8, max_iter=1000, seed=0):
+    """Largest eigenvalue of a symmetric positive semidefinite operator by power iteration.
+
+    Meant for ``X^T X / n`` held in pieces: ``apply`` may sum the products of several
+    ranks' chunks (a distributed matrix-vector product), so it is called once per step.
+
+    Parameters
+    ----------
+    apply : callable
+        ``apply(v) -> A v`` for a float64 vector of length ``dim``.
+    dim : int
+    tol : float
+        Stop when the residual ``||A v - theta v||`` is at most ``tol * theta``.
+    max_iter : int
+    seed : int
+        Seed of the start vector (every rank that mirrors the iteration must agree).
+
+    Returns
+    -------
+    float
+        ``theta + ||A v - theta v||``, the Rayleigh quotient plus the residual: an upper
+        bound on the eigenvalue the iteration converged to, so ``lr = 1/L`` stays stable.
+    """
+    v = np.random.default_rng(seed).standard_normal(dim)
+    v /= np.linalg.norm(v)
+    theta, resid = 0.0, np.inf
+    for _ in range(max_iter):
+        av = np.asarray(apply(v), dtype=np.float64)
+        theta = float(v @ av)
+        resid = float(np.linalg.norm(av - theta * v))
+        norm = np.linalg.norm(av)
+        if norm == 0.0 or resid <= tol * theta:
+            break
+        v = av / norm
+    return theta + resid
+
+
+def spectral_norm_sq(X):
+    """``lambda_max(X^T X)`` (squared largest singular value) of a local matrix.
+
+    Dense matrices with at most 2000 columns use the eigenvalues of the Gram matrix;
+    larger or sparse ones use ``scipy.sparse.linalg.svds`` (ARPACK, k = 1).
+    """
+    n, d = X.shape
+    if min(n, d) == 0:
+        return 0.0
+    if not sp.issparse(X) and d <= 2000:
+        return float(max(np.linalg.eigvalsh(X.T @ X)[-1], 0.0))
+    if min(n, d) <= 2:
+        dense = X.toarray() if sp.issparse(X) else X
+        return float(np.linalg.norm(dense, 2) ** 2)
+    s = spla.svds(sp.csr_matrix(X, dtype=np.float64), k=1, return_singular_vectors=False,
+                  random_state=0)
+    return float(s[0] ** 2)

@@ -1,0 +1,174 @@
+"""svmlight files: our parser against scikit-learn's load_svmlight_file, partial reads,
+and every malformed-line message."""
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from hypothesis import given, settings, strategies as st
+from sklearn.datasets import dump_svmlight_file, load_svmlight_file
+
+from mpigc.data import parse_data_spec
+from mpigc.errors import UsageError
+
+
+def reference(path, n_features=None, zero_based=False):
+    X, y = load_svmlight_file(str(path), zero_based=zero_based, n_features=n_features)
+    return X.toarray(), y
+
+
+@pytest.mark.parametrize("suffix", [".svm", ".libsvm", ".txt"])
+def test_matches_sklearn(tmp_path, suffix):
+    rng = np.random.default_rng(0)
+    X = sp.random(500, 60, density=0.1, random_state=2, format="csr")
+    X.data = rng.standard_normal(X.nnz) * 1e3
+    y = rng.standard_normal(500)
+    path = tmp_path / f"d{suffix}"
+    dump_svmlight_file(X, y, str(path), zero_based=False)
+    src = parse_data_spec(str(path))
+    Xr, yr = reference(path)
+    assert (src.n_rows, src.is_sparse) == (500, True)
+    assert src.n_features == Xr.shape[1]        # largest index in the file
+    Xa, ya = src.read_rows([(0, 500)])
+    assert sp.isspmatrix_csr(Xa) and Xa.dtype == np.float64
+    np.testing.assert_array_equal(Xa.toarray(), Xr)
+    np.testing.assert_array_equal(ya, yr)
+    ranges = [(480, 500), (3, 4), (100, 250)]
+    Xb, yb = src.read_rows(ranges)
+    idx = np.concatenate([np.arange(a, b) for a, b in ranges])
+    np.testing.assert_array_equal(Xb.toarray(), Xr[idx])
+    np.testing.assert_array_equal(yb, yr[idx])
+    np.testing.assert_array_equal(src.labels(), yr)
+
+
+HANDWRITTEN = (
+    "# a header comment: with 3:colons\n"
+    "+1 1:0.5 3:-2e-3   # trailing 9:9 comment\n"
+    "\n"
+    "-1 2:1.25\r\n"
+    "   \n"
+    "1\n"
+    "0 4:7 1:1\n"
+    "  # indented comment\n"
+    "-1 3:+4.5e2 4:.5"
+)
+
+
+def test_comments_blank_lines_and_unsorted_indices(tmp_path):
+    path = tmp_path / "h.svm"
+    path.write_text(HANDWRITTEN)
+    src = parse_data_spec(str(path))
+    assert (src.n_rows, src.n_features) == (5, 4)
+    Xa, ya = src.read_rows([(0, 5)])
+    expect = np.array([[0.5, 0, -2e-3, 0], [0, 1.25, 0, 0], [0, 0, 0, 0],
+                       [1, 0, 0, 7], [0, 0, 450, 0.5]])
+    np.testing.assert_array_equal(Xa.toarray(), expect)
+    np.testing.assert_array_equal(ya, [1, -1, 1, 0, -1])
+
+
+def test_options_features_and_zero_based(tmp_path):
+    path = tmp_path / "z.svm"
+    path.write_text("1 0:1 2:3\n-1 1:2\n")
+    src = parse_data_spec(f"{path}:zero_based=1,features=10")
+    assert (src.n_rows, src.n_features) == (2, 10)
+    np.testing.assert_array_equal(src.read_rows([(0, 2)])[0].toarray(),
+                                  reference(path, 10, True)[0])
+    assert parse_data_spec(f"{path}:zero_based=1").n_features == 3
+    with pytest.raises(UsageError, match=r"z.svm line 1: feature index 0 is out of range "
+                                         r"\(indices are 1-based"):
+        parse_data_spec(str(path)).read_rows([(0, 2)])
+    with pytest.raises(UsageError, match="z.svm line 1: feature index 2 exceeds the 2 features"):
+        parse_data_spec(f"{path}:zero_based=1,features=2").read_rows([(0, 1)])
+
+
+def test_several_files_take_the_widest(tmp_path):
+    (tmp_path / "a.svm").write_text("1 1:1\n")
+    (tmp_path / "b.svm").write_text("-1 5:2\n1 2:1\n")
+    src = parse_data_spec(f"{tmp_path}/a.svm+{tmp_path}/b.svm")
+    assert (src.n_rows, src.n_features) == (3, 5)
+    Xa, ya = src.read_rows([(0, 3)])
+    np.testing.assert_array_equal(Xa.toarray(), [[1, 0, 0, 0, 0], [0, 0, 0, 0, 2],
+                                                 [0, 1, 0, 0, 0]])
+    # options apply to every file; a fixed count that a file exceeds fails on its rows
+    src = parse_data_spec(f"{tmp_path}/a.svm+{tmp_path}/b.svm:features=3")
+    with pytest.raises(UsageError, match="b.svm line 1: feature index 5 exceeds the 3 features"):
+        src.read_rows([(0, 2)])
+
+
+@pytest.mark.parametrize("line, message", [
+    ("1 3:abc", r"line 2: value 'abc' of feature 3 is not a number"),
+    ("1 x:1", r"line 2: feature index in 'x:1' is not a non-negative integer"),
+    ("1 3", r"line 2: expected INDEX:VALUE, got '3'"),
+    ("1 3:", r"line 2: expected INDEX:VALUE, got '3:'"),
+    ("1 :3", r"line 2: expected INDEX:VALUE, got ':3'"),
+    ("1 3:4:5", r"line 2: expected INDEX:VALUE, got '3:4:5'"),
+    ("1 qid:4 3:1", r"line 2: qid is not supported"),
+    ("abc 1:1", r"line 2: label 'abc' is not a number"),
+    ("1:1 2:2", r"line 2: line starts with '1:1', expected a label"),
+    ("1 2:nan", r"line 2: value of feature 2 is nan"),
+    ("1 2:-inf", r"line 2: value of feature 2 is -inf"),
+    ("inf 2:1", r"line 2: label is inf"),
+    ("1 -2:1", r"line 2: feature index -2 is negative"),
+    ("1 0:1", r"line 2: feature index 0 is out of range \(indices are 1-based"),
+    ("1 2:1 1:3 2:4", r"line 2: feature index 2 appears twice"),
+    ("1 4:1", r"line 2: feature index 4 exceeds the 3 features of the data set"),
+    ("1 1.5:1", r"line 2: feature index in '1.5:1' is not a non-negative integer"),
+])
+def test_malformed_lines(tmp_path, line, message):
+    path = tmp_path / "bad.svm"
+    path.write_text(f"1 1:1 2:2 3:3\n{line}\n-1 1:1\n")
+    src = parse_data_spec(f"{path}:features=3")
+    with pytest.raises(UsageError, match=f"bad.svm {message}"):
+        src.read_rows([(0, 3)])
+    # rows that do not include the bad line read fine: workers parse only their own lines
+    assert src.read_rows([(0, 1), (2, 3)])[0].shape == (2, 3)
+
+
+def test_bad_files(tmp_path):
+    (tmp_path / "empty.svm").write_text("")
+    (tmp_path / "comments.svm").write_text("# nothing\n\n")
+    (tmp_path / "labels.svm").write_text("1\n0\n")
+    (tmp_path / "nolabel.svm").write_text("1 2:1\nfoo 1:1\n")
+    for spec, message in [
+        (f"{tmp_path}/empty.svm", "empty.svm: the file is empty"),
+        (f"{tmp_path}/comments.svm", "comments.svm: no data lines"),
+        (f"{tmp_path}/labels.svm", "labels.svm: no feature index found; give features=D"),
+        (f"{tmp_path}/labels.svm:features=0", "features=0 .* must be a positive integer"),
+        (f"{tmp_path}/labels.svm:zero_based=2", "zero_based=2 .* must be 0 or 1"),
+        (f"{tmp_path}/labels.svm:dims=2", "unknown option 'dims'"),
+        (f"{tmp_path}/missing.svm", "data file not found"),
+    ]:
+        with pytest.raises(UsageError, match=message):
+            parse_data_spec(spec)
+    with pytest.raises(UsageError, match="nolabel.svm line 2: label 'foo' is not a number"):
+        parse_data_spec(f"{tmp_path}/nolabel.svm").validate("linear")
+
+
+def test_labels_that_do_not_fit_the_model(tmp_path):
+    path = tmp_path / "multi.svm"
+    path.write_text("1 1:1\n2 1:1\n3 2:1\n")
+    src = parse_data_spec(str(path))
+    src.validate("linear")
+    with pytest.raises(UsageError, match=r"multi.svm: logistic regression needs labels in "
+                                         r"\{0, 1\} or \{-1, 1\}; got 2, 3"):
+        src.validate("logistic")
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from([-1.0, 0.0, 1.0, 2.5]),
+                          st.dictionaries(st.integers(1, 30),
+                                          st.floats(-1e6, 1e6, allow_nan=False, width=32),
+                                          max_size=6)),
+                min_size=1, max_size=30),
+       st.integers(0, 29), st.integers(1, 30))
+def test_random_files_match_sklearn(tmp_path_factory, rows, a, length):
+    path = tmp_path_factory.mktemp("h") / "r.svm"
+    lines = [" ".join([repr(lab)] + [f"{k}:{v!r}" for k, v in sorted(feats.items())])
+             for lab, feats in rows]
+    path.write_text("\n".join(lines) + "\n")
+    src = parse_data_spec(f"{path}:features=30")
+    Xr, yr = reference(path, 30)
+    a = min(a, len(rows) - 1)
+    b = min(a + length, len(rows))
+    Xa, ya = src.read_rows([(a, b)])
+    np.testing.assert_array_equal(Xa.toarray(), Xr[a:b])
+    np.testing.assert_array_equal(ya, yr[a:b])
