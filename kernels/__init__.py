@@ -1,1 +1,118 @@
-"""Numba chunk-gradient kernels (installed as ``mpigc.kernels``)."""
+"""Numba chunk-gradient kernels (installed as ``mpigc.kernels``).
+
+``loss_grad`` computes, in one fused pass over the rows of a row range, the summed loss
+and the summed loss gradient of logistic or linear regression, for dense float64/float32
+and CSR matrices. Each layout is compiled once per process (loaded from the Numba cache
+when it is warm) before its first use, never in the middle of a row range; ``warmup``
+does it for every layout up front, and ``mpigc warmup`` fills the cache before a job's
+ranks start.
+"""
+
+import operator
+import time
+
+import numpy as np
+
+from mpigc.errors import UsageError
+
+from ._compile import SPECIALISATIONS, cache_dir, compile_keys
+from ._loops import MODEL_CODES
+
+__all__ = ["loss_grad", "warmup", "warmup_main"]
+
+_ready = set()  # layout keys compiled or loaded in this process
+
+
+def _float_vector(a, name, length):
+    if not (isinstance(a, np.ndarray) and a.dtype == np.float64 and a.ndim == 1
+            and a.flags.c_contiguous and a.shape[0] == length):
+        raise UsageError(f"{name} must be a contiguous float64 vector of length {length}, "
+                         f"got {getattr(a, 'dtype', type(a).__name__)} "
+                         f"shape {getattr(a, 'shape', '?')}")
+
+
+def _layout(X):
+    """The specialisation key of X and the arrays passed to the row loop."""
+    if isinstance(X, np.ndarray):
+        key = ("dense", X.dtype.name)
+        if X.ndim != 2 or not X.flags.c_contiguous or key not in SPECIALISATIONS:
+            raise UsageError(f"dense X must be a C-contiguous float64/float32 matrix, got "
+                             f"{X.dtype} with {X.ndim} dimensions")
+        return key, (X,)
+    if getattr(X, "format", None) == "csr":
+        key = ("csr", X.data.dtype.name, X.indices.dtype.name)
+        if key not in SPECIALISATIONS or X.indptr.dtype != X.indices.dtype:
+            raise UsageError(f"CSR X must hold float64/float32 data and int32/int64 indices, "
+                             f"got {X.data.dtype} data, {X.indices.dtype} indices")
+        return key, (X.data, X.indices, X.indptr)
+    raise UsageError(f"X must be a numpy array or a scipy.sparse CSR matrix, "
+                     f"got {type(X).__name__}")
+
+
+def loss_grad(model, X, y, w, start, stop, grad):
+    """Add the loss gradient of rows ``[start, stop)`` into ``grad``; return their summed loss.
+
+    Parameters
+    ----------
+    model : {"logistic", "linear"}
+        ``log(1 + exp(-y x.w))`` (labels exactly +1/-1) or ``0.5 (x.w - y)^2``.
+    X : ndarray or scipy.sparse.csr_matrix, shape (n, d)
+        C-contiguous float64/float32, or CSR with float64/float32 data and int32/int64
+        indices (used in place, never copied).
+    y : ndarray, float64, shape (n,)
+    w : ndarray, float64, shape (d,)
+    start, stop : int
+        Row range, ``0 <= start <= stop <= n``.
+    grad : ndarray, float64, shape (d,)
+        Accumulator: the sum over the rows of ``grad loss_r(w)`` is added to it.
+
+    Returns
+    -------
+    float
+        Sum of ``loss_r(w)`` over the rows (not divided by the row count).
+
+    Raises
+    ------
+    UsageError
+        Unknown model, unsupported layout or dtype, shapes that disagree, bad row range.
+    """
+    code = MODEL_CODES.get(model)
+    if code is None:
+        raise UsageError(f"unknown model {model!r} (expected 'logistic' or 'linear')")
+    key, arrays = _layout(X)
+    n, d = X.shape
+    _float_vector(y, "y", n)
+    _float_vector(w, "w", d)
+    _float_vector(grad, "grad", d)
+    try:
+        start, stop = operator.index(start), operator.index(stop)
+    except TypeError:
+        raise UsageError(f"row range bounds must be integers, got {start!r}, {stop!r}") from None
+    if not 0 <= start <= stop <= n:
+        raise UsageError(f"row range [{start}, {stop}) is not inside [0, {n}]")
+    if key not in _ready:
+        compile_keys([key])
+        _ready.add(key)
+    return SPECIALISATIONS[key][0](code, *arrays, y, w, start, stop, grad)
+
+
+def warmup():
+    """Compile every specialisation into the Numba cache, or load it when the cache is warm.
+
+    Returns
+    -------
+    int
+        How many specialisations had to be compiled (0 when the cache was warm).
+    """
+    compiled = compile_keys(SPECIALISATIONS)
+    _ready.update(SPECIALISATIONS)
+    return compiled
+
+
+def warmup_main(args):
+    """``mpigc warmup``: fill the cache once, before the ranks of a job start."""
+    t0 = time.perf_counter()
+    compiled = warmup()
+    print(f"mpigc warmup: {len(SPECIALISATIONS)} kernel layouts ready ({compiled} compiled) "
+          f"in {time.perf_counter() - t0:.1f} s; cache: {cache_dir()}")
+    return 0

@@ -1,0 +1,74 @@
+"""Compile the row loops for a fixed set of argument types, safely from many processes.
+
+Numba writes each cache file atomically (temp file + rename), but the *index* of a
+function's cache maps each signature to a data file numbered by how many entries the
+index held when it was read. Two processes that compile different signatures (or the
+same ones in another order, or on CPUs with other features) can pick the same number
+and overwrite each other's machine code. So every compile or cache load goes through
+one exclusive lock file in the cache directory: the first rank compiles, the others
+wait and then load the cache it wrote.
+"""
+
+import contextlib
+import fcntl
+import os
+
+from numba import types
+
+from . import _loops
+
+_ROW = types.Array(types.float64, 1, "C")
+_DENSE_DTYPES = ("float64", "float32")
+_INDEX_DTYPES = ("int32", "int64")
+
+
+def _array(dtype, ndim):
+    return types.Array(getattr(types, dtype), ndim, "C")
+
+
+def _dense_signature(dtype):
+    return (types.int64, _array(dtype, 2), _ROW, _ROW, types.int64, types.int64, _ROW)
+
+
+def _csr_signature(dtype, index_dtype):
+    index = _array(index_dtype, 1)
+    return (types.int64, _array(dtype, 1), index, index, _ROW, _ROW,
+            types.int64, types.int64, _ROW)
+
+
+# layout key -> (dispatcher, signature). The key is what loss_grad derives from X.
+SPECIALISATIONS = {("dense", dt): (_loops.dense, _dense_signature(dt)) for dt in _DENSE_DTYPES}
+SPECIALISATIONS.update({("csr", dt, it): (_loops.csr, _csr_signature(dt, it))
+                        for dt in _DENSE_DTYPES for it in _INDEX_DTYPES})
+
+
+def cache_dir():
+    """Directory where Numba keeps the kernels' cache (honours ``NUMBA_CACHE_DIR``)."""
+    return _loops.dense._cache.cache_path
+
+
+@contextlib.contextmanager
+def _cache_lock():
+    path = cache_dir()
+    os.makedirs(path, exist_ok=True)
+    with open(os.path.join(path, "mpigc-kernels.lock"), "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def compile_keys(keys):
+    """Load from the cache, or compile and save, the specialisations named by ``keys``.
+
+    Returns the number of them that had to be compiled (0 when the cache was warm).
+    """
+    compiled = 0
+    with _cache_lock():
+        for key in keys:
+            dispatcher, signature = SPECIALISATIONS[key]
+            misses = sum(dispatcher.stats.cache_misses.values())
+            dispatcher.compile(signature)
+            compiled += sum(dispatcher.stats.cache_misses.values()) > misses
+    return compiled

@@ -1,0 +1,165 @@
+"""mpigc.kernels.loss_grad against NumPy/SciPy references, edge cases and input checks."""
+
+import warnings
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from scipy.special import expit
+
+from mpigc.errors import UsageError
+from mpigc.kernels import loss_grad
+
+MODELS = ("logistic", "linear")
+LAYOUTS = ("dense64", "dense32", "csr", "csr64")
+# float32 X: the products and sums are float64, only the rounding of X to float32 differs,
+# and the reference uses the same float32 values widened exactly to float64, so the
+# tolerance is the float64 one; an end-to-end comparison with float64 data is looser.
+RTOL = 1e-10
+
+
+def reference(model, X, y, w):
+    """Loss sum and gradient sum in float64 with NumPy/SciPy, two passes over X."""
+    Xd = X.toarray() if sp.issparse(X) else X
+    z = Xd.astype(np.float64) @ w
+    if model == "logistic":
+        m = y * z
+        return np.logaddexp(0.0, -m).sum(), Xd.T.astype(np.float64) @ (-y * expit(-m))
+    r = z - y
+    return 0.5 * r @ r, Xd.T.astype(np.float64) @ r
+
+
+def make(layout, n=37, d=11, density=0.3, seed=0):
+    rng = np.random.default_rng(seed)
+    if layout.startswith("csr"):
+        X = sp.random(n, d, density=density, format="csr", random_state=seed)
+        X.data = rng.standard_normal(X.nnz)
+        if layout == "csr64":
+            X.indices = X.indices.astype(np.int64)
+            X.indptr = X.indptr.astype(np.int64)
+    else:
+        X = rng.standard_normal((n, d)).astype(np.float32 if layout == "dense32" else np.float64)
+    y = np.where(rng.random(n) < 0.5, -1.0, 1.0)
+    return X, y, rng.standard_normal(d)
+
+
+def rel_err(a, b):
+    return np.max(np.abs(np.asarray(a) - b)) / max(np.max(np.abs(b)), 1e-300)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("model", MODELS)
+def test_matches_reference(model, layout):
+    X, y, w = make(layout)
+    grad = np.zeros(X.shape[1])
+    loss = loss_grad(model, X, y, w, 0, X.shape[0], grad)
+    ref_loss, ref_grad = reference(model, X, y, w)
+    assert rel_err(loss, ref_loss) <= RTOL
+    assert rel_err(grad, ref_grad) <= RTOL
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_float32_against_float64_data(model):
+    """Documented float32 tolerance: X rounded to float32 (2**-24 relative per entry)."""
+    X, y, w = make("dense64", n=200, d=30)
+    g32, g64 = np.zeros(30), np.zeros(30)
+    l32 = loss_grad(model, X.astype(np.float32), y, w, 0, 200, g32)
+    l64 = loss_grad(model, X, y, w, 0, 200, g64)
+    assert rel_err(l32, l64) <= 1e-6
+    assert rel_err(g32, g64) <= 1e-6
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("model", MODELS)
+def test_split_ranges_accumulate(model, layout):
+    X, y, w = make(layout)
+    n, d = X.shape
+    whole, parts = np.zeros(d), np.zeros(d)
+    total = loss_grad(model, X, y, w, 0, n, whole)
+    split = loss_grad(model, X, y, w, 0, 13, parts) + loss_grad(model, X, y, w, 13, n, parts)
+    assert rel_err(split, total) <= RTOL
+    assert rel_err(parts, whole) <= RTOL
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_adds_into_grad(layout):
+    X, y, w = make(layout)
+    start = np.arange(X.shape[1], dtype=float)
+    grad = start.copy()
+    loss_grad("linear", X, y, w, 0, X.shape[0], grad)
+    assert rel_err(grad - start, reference("linear", X, y, w)[1]) <= RTOL
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("model", MODELS)
+def test_empty_range_and_one_row(model, layout):
+    X, y, w = make(layout)
+    grad = np.full(X.shape[1], 7.0)
+    assert loss_grad(model, X, y, w, 5, 5, grad) == 0.0
+    assert np.all(grad == 7.0)
+    grad[:] = 0.0
+    loss = loss_grad(model, X, y, w, 4, 5, grad)
+    ref_loss, ref_grad = reference(model, X[4:5], y[4:5], w)
+    assert rel_err(loss, ref_loss) <= RTOL
+    assert rel_err(grad, ref_grad) <= RTOL
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_all_zero_sparse_rows(model):
+    X, y, w = make("csr", n=20, d=8)
+    X = X.tolil()
+    X[3:9, :] = 0.0
+    X = X.tocsr()
+    X.eliminate_zeros()
+    assert np.all(np.diff(X.indptr)[3:9] == 0)
+    grad = np.zeros(8)
+    loss = loss_grad(model, X, y, w, 3, 9, grad)
+    # margin 0 on every row: logistic loses log 2 per row, linear 0.5 y^2
+    assert loss == pytest.approx(6 * (np.log(2.0) if model == "logistic" else 0.5))
+    expected = reference(model, X[3:9], y[3:9], w)[1]
+    assert np.allclose(grad, expected, rtol=0, atol=1e-15)
+    total = np.zeros(8)
+    assert rel_err(loss_grad(model, X, y, w, 0, 20, total), reference(model, X, y, w)[0]) <= RTOL
+
+
+@pytest.mark.parametrize("scale", [1e3, -1e3, 1e5])
+def test_extreme_margins(scale):
+    X, y, w = make("dense64", n=50, d=4)
+    w = w * scale
+    grad = np.zeros(4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        loss = loss_grad("logistic", X, y, w, 0, 50, grad)
+        ref_loss, ref_grad = reference("logistic", X, y, w)
+    assert np.isfinite(loss) and np.all(np.isfinite(grad))
+    assert rel_err(loss, ref_loss) <= RTOL
+    assert rel_err(grad, ref_grad) <= RTOL
+
+
+def test_logistic_tiny_losses_keep_precision():
+    """Huge positive margins: loss ~ exp(-z), which a naive log(1 + exp(-z)) rounds to 0."""
+    X = np.array([[40.0], [700.0]])
+    grad = np.zeros(1)
+    loss = loss_grad("logistic", X, np.ones(2), np.ones(1), 0, 2, grad)
+    assert loss == pytest.approx(np.exp(-40.0) + np.exp(-700.0), rel=1e-12)
+    assert grad[0] == pytest.approx(-40.0 * np.exp(-40.0) - 700.0 * np.exp(-700.0), rel=1e-12)
+
+
+def test_bad_inputs_raise_usage_error():
+    X, y, w = make("dense64", n=10, d=3)
+    g = np.zeros(3)
+    bad = [
+        (("svm", X, y, w, 0, 10, g), "svm"),
+        (("linear", X, y, w, 0, 11, g), r"\[0, 11\)"),
+        (("linear", X, y, w, 3, 2, g), r"\[3, 2\)"),
+        (("linear", X, y, w, 0, 10, np.zeros(4)), "grad"),
+        (("linear", X, y, w[:2], 0, 10, g), "w"),
+        (("linear", X, y.astype(np.float32), w, 0, 10, g), "y"),
+        (("linear", np.asfortranarray(X), y, w, 0, 10, g), "C-contiguous"),
+        (("linear", X.astype(np.int64), y, w, 0, 10, g), "int64"),
+        (("linear", sp.csc_matrix(X), y, w, 0, 10, g), "csc"),
+        (("linear", X, y, w, 0.5, 10, g), "0.5"),
+    ]
+    for args, match in bad:
+        with pytest.raises(UsageError, match=match):
+            loss_grad(*args)
