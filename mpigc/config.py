@@ -1,0 +1,108 @@
+"""Validated settings of ``mpigc train`` (everything checked before MPI starts).
+
+:func:`from_args` turns the parsed command line into a :class:`TrainConfig`, raising
+:class:`~mpigc.errors.UsageError` on bad input; it depends on nothing but the arguments,
+so every rank reaches the same verdict. :meth:`TrainConfig.protocol` builds the scheme for
+the world size once MPI reports it, still before any communication.
+"""
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Optional
+
+from mpigc.errors import UsageError, require
+from mpigc.schemes import build_protocol, get_scheme
+from mpigc.stragglers import parse_stragglers
+
+# Options that belong to later features: refused rather than silently ignored.
+NOT_YET = (("resume", "--resume"), ("faults", "--faults"),
+           ("transmit_timeout", "--transmit-timeout"))
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Settings of one training run (see ``mpigc train --help``)."""
+
+    scheme: str
+    assignment: str
+    load: Optional[int]
+    ell: int
+    ordering: str
+    beta: str
+    tolerance: Optional[int]
+    deadline: Optional[float]
+    stragglers: str
+    seed: int
+    data: Optional[str]
+    model: str
+    chunk_time: float
+    iterations: int
+    optimizer: str
+    lr: Optional[float]         # None: 1/L (--lr auto)
+    l2: float
+    out: Optional[str]
+    verify: bool
+    dtype: str
+    row_block: int
+    quiet: bool
+    iteration_timeout: float
+
+    def protocol(self, n_workers):
+        """The scheme's :class:`~mpigc.schemes.Protocol` for ``n_workers`` workers."""
+        return build_protocol(self.scheme, n_workers, assignment=self.assignment, load=self.load,
+                              ell=self.ell, ordering=self.ordering, seed=self.seed,
+                              beta=self.beta, tolerance=self.tolerance, deadline=self.deadline)
+
+    def straggler_model(self, n_workers):
+        model = parse_stragglers(self.stragglers, n_workers, self.seed)
+        if self.scheme == "allreduce":
+            require(not any(p.strip().startswith("fail") for p in self.stragglers.split("+")),
+                    f"--stragglers {self.stragglers}: allreduce cannot run with failing "
+                    f"workers (an MPI_Allreduce waits for every rank)")
+        return model
+
+    def as_dict(self):
+        return asdict(self)
+
+
+def _finite(value, name, minimum=0.0, strict=False):
+    ok = value is not None and math.isfinite(value) and (value > minimum if strict
+                                                         else value >= minimum)
+    require(ok, f"{name} must be a finite number {'>' if strict else '>='} {minimum:g}, "
+            f"got {value}")
+    return float(value)
+
+
+def parse_lr(text):
+    """``--lr``: 'auto' (None) or a positive step size."""
+    if str(text).strip().lower() == "auto":
+        return None
+    try:
+        lr = float(text)
+    except ValueError:
+        raise UsageError(f"--lr must be a positive number or 'auto', got {text!r}") from None
+    return _finite(lr, "--lr", strict=True)
+
+
+def from_args(args):
+    """Validate the ``train`` arguments (pure: no MPI, no data read) into a TrainConfig."""
+    for attr, flag in NOT_YET:
+        require(getattr(args, attr, None) is None,
+                f"{flag} is not supported by this version of mpigc train")
+    require(getattr(args, "checkpoint_every", 0) in (0, None),
+            "--checkpoint-every is not supported by this version of mpigc train")
+    get_scheme(args.scheme)
+    require(args.iterations >= 1, f"--iterations must be at least 1, got {args.iterations}")
+    require(args.row_block >= 1, f"--row-block must be at least 1, got {args.row_block}")
+    require(args.seed >= 0, f"--seed must be >= 0, got {args.seed}")
+    if args.out is not None:
+        require(str(args.out).strip() != "", "--out must name a directory")
+    return TrainConfig(
+        scheme=args.scheme, assignment=args.assignment, load=args.load, ell=args.ell,
+        ordering=args.ordering, beta=args.beta, tolerance=args.tolerance,
+        deadline=args.deadline, stragglers=args.stragglers, seed=args.seed, data=args.data,
+        model=args.model, chunk_time=_finite(args.chunk_time, "--chunk-time"),
+        iterations=args.iterations, optimizer=args.optimizer, lr=parse_lr(args.lr),
+        l2=_finite(args.l2, "--l2"), out=args.out, verify=bool(args.verify), dtype=args.dtype,
+        row_block=args.row_block, quiet=bool(args.quiet),
+        iteration_timeout=_finite(args.iteration_timeout, "--iteration-timeout", strict=True))

@@ -1,0 +1,138 @@
+"""Outputs of a training run (SPEC section 9) and the PS's progress display.
+
+``--out DIR`` receives ``summary.json``, ``iterations.jsonl`` and ``model.npz``. Every file
+appears whole or not at all: each is written under a temporary name in DIR and renamed
+(``os.replace`` is atomic on POSIX). Iterations are appended to ``.iterations.jsonl.part``
+as they finish, so a long run can be watched, and renamed when the run ends.
+"""
+
+import json
+import math
+import os
+import sys
+import tempfile
+
+import numpy as np
+
+PARTIAL = ".iterations.jsonl.part"
+# mkstemp creates 0600 files; outputs get the permissions of an ordinary file instead.
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
+def clean(value):
+    """JSON-safe copy: NumPy scalars/arrays to Python, non-finite floats to None."""
+    if isinstance(value, dict):
+        return {str(k): clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [clean(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return clean(value.tolist())
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _atomic(path, write):
+    """Write through ``write(file)`` into a temporary file next to ``path``, then rename."""
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", dir=directory)
+    try:
+        os.fchmod(fd, 0o666 & ~_UMASK)
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def write_json(path, obj):
+    """Atomically write ``obj`` as indented JSON."""
+    _atomic(path, lambda f: f.write((json.dumps(clean(obj), indent=2) + "\n").encode()))
+
+
+def write_npz(path, **arrays):
+    """Atomically write an uncompressed ``.npz`` archive."""
+    _atomic(path, lambda f: np.savez(f, **arrays))
+
+
+def check_out_dir(path):
+    """Create ``path`` if needed and check that files can be written there.
+
+    Returns None, or a one-line message naming the problem.
+    """
+    if os.path.exists(path) and not os.path.isdir(path):
+        return f"--out {path} exists and is not a directory"
+    try:
+        os.makedirs(path, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as exc:
+        return f"--out {path}: cannot write there ({exc.strerror or exc})"
+    return None
+
+
+class RunLog:
+    """Per-iteration records, progress display and the final files of rank 0.
+
+    Parameters
+    ----------
+    out : str or None
+        Output directory (already checked with :func:`check_out_dir`), or None.
+    iterations : int
+        Iterations the run will do (for the progress display).
+    quiet : bool
+        No progress display.
+    stream : file, optional
+        Where progress goes (default stderr): a bar when it is a terminal, otherwise a
+        plain line about every tenth of the run.
+    """
+
+    def __init__(self, out, iterations, quiet=False, stream=None):
+        self.out, self.total, self.quiet = out, iterations, quiet
+        self.stream = sys.stderr if stream is None else stream
+        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.every = max(1, iterations // 10)
+        self.records = []
+        self._part = open(os.path.join(out, PARTIAL), "w") if out else None
+
+    def iteration(self, record):
+        """Keep one iteration's record (dict), append it to the partial file, show progress."""
+        record = clean(record)
+        self.records.append(record)
+        if self._part is not None:
+            self._part.write(json.dumps(record) + "\n")
+            self._part.flush()
+        if not self.quiet:
+            self._show(record)
+
+    def _show(self, record):
+        done = record["iteration"] + 1
+        loss = record["loss"]
+        loss = "nan" if loss is None else f"{loss:.6g}"
+        text = f"iteration {done}/{self.total}  loss {loss}  {record['duration_s']:.4f} s"
+        if self.tty:
+            width = 30
+            filled = int(width * done / max(self.total, 1))
+            end = "\n" if done >= self.total else ""
+            self.stream.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {text}{end}")
+            self.stream.flush()
+        elif done % self.every == 0 or done == self.total:
+            self.stream.write(f"mpigc: {text}\n")
+            self.stream.flush()
+
+    def finish(self, summary, model):
+        """Write ``model.npz``, ``iterations.jsonl`` and last ``summary.json`` (when --out).
+
+        ``model`` is a dict of arrays/scalars for ``model.npz``.
+        """
+        if self._part is None:
+            return
+        self._part.close()
+        write_npz(os.path.join(self.out, "model.npz"), **model)
+        os.replace(os.path.join(self.out, PARTIAL), os.path.join(self.out, "iterations.jsonl"))
+        write_json(os.path.join(self.out, "summary.json"), summary)

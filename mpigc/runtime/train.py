@@ -1,0 +1,298 @@
+"""``mpigc train``: distributed training over MPI (SPEC sections 5, 6 and 9).
+
+Rank 0 is the parameter server (PS) and ranks 1..N are workers. A run has three phases:
+
+1. Set-up. Options are validated before MPI starts; the world size, the scheme and the
+   straggler model before any communication (identical verdict on every rank). Each
+   worker reads the rows of its own chunks; problems found in the data (NaN rows, labels
+   that do not fit the model) are agreed collectively, so every rank exits with status 2
+   and rank 0 prints one line. ``--lr auto`` runs a distributed power iteration for
+   ``lambda_max(X^T X)/n``, each chunk counted once (by its first holder).
+2. Iterations. Rank 0 broadcasts ``[iteration, command, w]``; the scheme's engine
+   (:mod:`~mpigc.runtime.ps` / :mod:`~mpigc.runtime.worker`, or
+   :mod:`~mpigc.runtime.allreduce`) produces the gradient; rank 0 adds ``l2 * w``,
+   updates the optimizer and logs.
+3. The end. A STOP broadcast carries the final model; the workers evaluate the exact
+   objective and the training accuracy at it (each chunk once) and every rank drains its
+   messages. Rank 0 writes the outputs.
+
+Any exception other than agreed bad input prints its traceback and aborts the whole job:
+a failing rank never leaves the others waiting.
+
+The logged ``loss`` of an iteration is the objective at the point where the gradient was
+evaluated, from the chunk losses the workers sent with their vectors. When an iteration
+recovers only some chunks (deadline, timeout, ignore-stragglers) it is the mean loss over
+the rows of the chunks that were processed, plus the regularisation: an estimate of the
+objective. ``final_loss`` in summary.json is always exact (phase 3).
+"""
+
+import math
+import statistics
+import sys
+import time
+import traceback
+
+import numpy as np
+
+from mpigc import config, models
+from mpigc.data import chunk_bounds, parse_data_spec, prepare_labels
+from mpigc.errors import UsageError
+from mpigc.optim import make_optimizer
+from mpigc.runtime import launch
+from mpigc.runtime.log import RunLog, check_out_dir
+
+# Power iteration for --lr auto: relative residual and step limit.
+POWER_TOL = 1e-6
+POWER_MAX_ITER = 500
+# Distinct labels a rank reports for the logistic label check (3 already prove a problem).
+LABEL_SAMPLE = 3
+
+
+def main(args):
+    """Entry point of ``mpigc train`` (every rank); returns the exit status."""
+    cfg = config.from_args(args)
+    source = parse_data_spec(cfg.data, model=cfg.model)
+    from mpigc.runtime import comm as mpicomm  # initialises MPI
+
+    comm = mpicomm.world()
+    launch.check_world_size(comm.size)
+    if comm.size < 2:
+        raise UsageError(f"mpigc train needs at least 2 MPI ranks (a parameter server and a "
+                         f"worker), got {comm.size}; run it under mpiexec -n N+1")
+    n = comm.size - 1
+    protocol = cfg.protocol(n)
+    stragglers = cfg.straggler_model(n)
+    bounds = chunk_bounds(source.n_rows, protocol.assignment.n_chunks)
+    job = Job(comm, mpicomm, cfg, source, protocol, stragglers, bounds)
+    try:
+        error = job.setup()
+    except BaseException:  # noqa: BLE001 - a failing rank must end the job
+        _abort(comm)
+    if error is not None:
+        raise UsageError(error)
+    try:
+        job.run()
+    except BaseException:  # noqa: BLE001
+        _abort(comm)
+    return 0
+
+
+def _abort(comm):
+    traceback.print_exc()
+    sys.stderr.write(f"mpigc: rank {comm.rank} failed: aborting the job\n")
+    sys.stderr.flush()
+    comm.abort(1)
+
+
+class Job:
+    """One training run on one rank (see the module docstring)."""
+
+    def __init__(self, comm, mpicomm, cfg, source, protocol, stragglers, bounds):
+        self.comm, self.mpi, self.cfg = comm, mpicomm, cfg
+        self.source, self.protocol, self.stragglers = source, protocol, stragglers
+        self.bounds = np.asarray(bounds)
+        self.n = protocol.n_workers
+        self.d = source.n_features
+        self.n_rows = source.n_rows
+        self.allreduce = protocol.scheme.name == "allreduce"
+        a = protocol.assignment
+        # Each chunk is evaluated once, by its first holder (worker j for allreduce).
+        self.owner = [int(a.holders(j)[0]) for j in range(a.n_chunks)]
+        self.worker = comm.rank - 1
+        self.data = None
+        self.full = None  # (X, y) on rank 0 with --verify
+
+    # -- set-up ------------------------------------------------------------------------
+    def setup(self):
+        """Read data, agree on its validity; returns an error message (same on all ranks)."""
+        cfg, comm = self.cfg, self.comm
+        error, labels = None, []
+        try:
+            if comm.rank == 0:
+                if cfg.out is not None:
+                    error = check_out_dir(cfg.out)
+                if error is None and cfg.verify:
+                    X, y = self.source.read_rows([(0, self.n_rows)])
+                    self.full = (X, y)
+                    labels = _label_sample(y)
+            else:
+                from mpigc.runtime.worker import ChunkData
+
+                self.data = ChunkData(self.source, self.bounds, self._chunks(), cfg.dtype)
+                labels = _label_sample(self.data.y)
+        except UsageError as exc:
+            error = str(exc)
+        error = comm.agree(error)
+        if error is not None:
+            return error
+        values = np.unique(np.concatenate([np.asarray(v, float) for v in comm.allgather(labels)]))
+        try:
+            prepare_labels(values, cfg.model)
+        except UsageError as exc:
+            return f"{self.source.name}: {exc}"
+        if self.data is not None:
+            self.data.set_labels(prepare_labels(self.data.y, cfg.model))
+        if self.full is not None:
+            self.full = (self.full[0], prepare_labels(self.full[1], cfg.model))
+        return None
+
+    def _chunks(self):
+        if self.allreduce:
+            return [self.worker]
+        return self.protocol.assignment.chunks(self.worker)
+
+    def _owned(self):
+        return [j for j in self.data.chunks if self.owner[j] == self.worker]
+
+    def _lr(self):
+        """``--lr``, or 1/L with L from a distributed power iteration (collective)."""
+        cfg = self.cfg
+        if cfg.lr is not None:
+            return cfg.lr
+        buf = np.zeros(self.d + 1)
+        if self.comm.rank == 0:
+            def apply(v):
+                buf[0], buf[1:] = 1.0, v
+                self.comm.bcast(buf)
+                return self.comm.reduce_sum(np.zeros(self.d)) / self.n_rows
+
+            sq = models.top_eigenvalue(apply, self.d, tol=POWER_TOL, max_iter=POWER_MAX_ITER,
+                                       seed=cfg.seed)
+            buf[0] = 0.0
+            self.comm.bcast(buf)
+            lr = 1.0 / models.lipschitz_bound(cfg.model, sq, cfg.l2)
+        else:
+            owned = self._owned()
+            while self.comm.bcast(buf)[0] == 1.0:
+                self.comm.reduce_sum(self.data.gram_apply(owned, buf[1:].copy()))
+            lr = None  # only rank 0 steps
+        return lr
+
+    # -- the run -----------------------------------------------------------------------
+    def run(self):
+        lr = self._lr()
+        if self.comm.rank == 0:
+            self._run_root(lr)
+        else:
+            self._run_worker()
+
+    def _engine_worker(self):
+        from mpigc.runtime.worker import ChunkRunner, Worker
+
+        runner = ChunkRunner(self.data, self.cfg.model, self.cfg.chunk_time, self.cfg.row_block,
+                             1.0 / self.n_rows)
+        if self.allreduce:
+            from mpigc.runtime.allreduce import AllreduceWorker
+
+            return AllreduceWorker(self.comm, self.worker, self.worker, runner, self.stragglers,
+                                   self.n, self.d)
+        return Worker(self.comm, self.protocol, self.worker, runner, self.stragglers, self.d)
+
+    def _engine_root(self):
+        if self.allreduce:
+            from mpigc.runtime.allreduce import AllreduceRoot
+
+            return AllreduceRoot(self.comm, self.n, self.n_rows, self.d)
+        from mpigc.runtime.ps import ParameterServer
+
+        return ParameterServer(self.comm, self.protocol, np.diff(self.bounds), self.d,
+                               self.cfg.iteration_timeout)
+
+    def _run_worker(self):
+        engine = self._engine_worker()
+        self.data.warm(self.cfg.model, np.zeros(self.d))
+        self.comm.barrier()
+        while True:
+            iteration, command, w = self.comm.bcast_iteration(self.d)
+            if command != self.mpi.CONTINUE:
+                break
+            engine.iterate(iteration, w)
+        loss, correct = self.data.evaluate(self.cfg.model, self._owned(), w)
+        self.comm.reduce_sum(np.array([loss, correct], dtype=np.float64))
+        self.comm.finish()
+
+    def _run_root(self, lr):
+        cfg, comm = self.cfg, self.comm
+        engine = self._engine_root()
+        opt = make_optimizer(cfg.optimizer, lr, np.zeros(self.d),
+                             mu=cfg.l2 if cfg.optimizer == "nesterov" else 0.0)
+        log = RunLog(cfg.out, cfg.iterations, quiet=cfg.quiet)
+        comm.barrier()
+        started = time.perf_counter()
+        durations, errors, stale = [], [], 0
+        for t in range(cfg.iterations):
+            w = np.array(opt.point(), dtype=np.float64)
+            t0 = time.perf_counter()
+            comm.bcast_iteration(self.d, t, self.mpi.CONTINUE, w)
+            got = engine.gather(t, w)
+            grad = got.grad + cfg.l2 * w
+            opt.update(grad)
+            duration = time.perf_counter() - t0
+            engine.record(duration)
+            durations.append(duration)
+            stale += got.stale
+            err = None
+            if self.full is not None:
+                exact = models.gradient(cfg.model, self.full[0], self.full[1], w, cfg.l2)
+                err = float(np.linalg.norm(grad - exact) / max(np.linalg.norm(exact), 1e-300))
+                errors.append(err)
+            log.iteration({
+                "iteration": t, "duration_s": duration, "trigger": got.trigger,
+                "state": got.state, "loss": got.data_loss + 0.5 * cfg.l2 * float(w @ w),
+                "grad_rel_err": err, "chunk_times": got.chunk_times,
+                "recovered_fraction": got.recovered, "stale_messages": got.stale})
+        total = time.perf_counter() - started
+        w_final = np.array(opt.w, dtype=np.float64)
+        comm.bcast_iteration(self.d, cfg.iterations, self.mpi.STOP, w_final)
+        loss_sum, correct = comm.reduce_sum(np.zeros(2))
+        comm.finish()
+        final_loss = loss_sum / self.n_rows + 0.5 * cfg.l2 * float(w_final @ w_final)
+        accuracy = correct / self.n_rows if cfg.model == "logistic" else None
+        summary = self._summary(durations, total, final_loss, accuracy, errors, lr, stale,
+                                log.records)
+        log.finish(summary, {"w": w_final, "model": cfg.model, "scheme": cfg.scheme,
+                             "iterations": cfg.iterations, "lr": lr, "l2": cfg.l2,
+                             "optimizer": cfg.optimizer, "n_features": self.d})
+        if not cfg.quiet:
+            acc = "" if accuracy is None else f", accuracy {accuracy:.4f}"
+            where = f"; wrote {cfg.out}" if cfg.out else ""
+            print(f"mpigc: {cfg.scheme} with {self.n} workers: {cfg.iterations} iterations, "
+                  f"mean {summary['mean_iteration_s']:.4f} s/iteration, final loss "
+                  f"{final_loss:.8g}{acc}{where}", flush=True)
+
+    def _summary(self, durations, total, final_loss, accuracy, errors, lr, stale, records):
+        cfg, p = self.cfg, self.protocol
+        loads = p.assignment.loads
+        triggers = {}
+        for r in records:
+            triggers[r["trigger"]] = triggers.get(r["trigger"], 0) + 1
+        return {
+            "scheme": cfg.scheme, "n_workers": self.n,
+            "load": int(loads.max()) if loads.min() == loads.max() else loads.tolist(),
+            "ell": p.ell, "iterations": len(durations),
+            "mean_iteration_s": statistics.fmean(durations),
+            "median_iteration_s": statistics.median(durations),
+            "total_s": total, "final_loss": final_loss, "accuracy": accuracy,
+            "max_grad_rel_err": max(errors) if errors else None,
+            "mpi_library": self.mpi.library_version(), "lr": lr, "triggers": triggers,
+            "stale_messages": stale,
+            "data": {"name": self.source.name, "n_rows": self.n_rows, "n_features": self.d},
+            "config": {
+                "scheme": cfg.scheme, "assignment": cfg.assignment,
+                "load": int(loads.max()), "ell": p.ell, "ordering": cfg.ordering,
+                "orderings": [list(map(int, o)) for o in p.assignment.orderings],
+                "seed": cfg.seed, "tolerance": p.tolerance, "deadline": cfg.deadline,
+                "beta": cfg.beta, "workers": self.n, "stragglers": cfg.stragglers,
+                "chunk_time": cfg.chunk_time, "data": cfg.data, "model": cfg.model,
+                "optimizer": cfg.optimizer, "lr": "auto" if cfg.lr is None else cfg.lr,
+                "l2": cfg.l2, "iterations": cfg.iterations, "row_block": cfg.row_block,
+                "dtype": cfg.dtype, "verify": cfg.verify,
+                "iteration_timeout": cfg.iteration_timeout},
+        }
+
+
+def _label_sample(y):
+    """Up to LABEL_SAMPLE distinct labels (enough to prove a logistic label problem)."""
+    values = np.unique(np.asarray(y, dtype=float))
+    bad = values[~np.isfinite(values)]
+    return np.concatenate([bad[:1], values[np.isfinite(values)][:LABEL_SAMPLE]]).tolist()

@@ -1,0 +1,173 @@
+"""A worker rank: its chunks' rows, the chunk loop with straggler injection, the encode.
+
+SPEC section 6, steps 2 and 5. The worker processes its chunks along its ordering with
+the Numba kernel in blocks of ``row_block`` rows; between blocks, and while it sleeps an
+injected delay in slices of :data:`SLEEP_SLICE` seconds, it tests the ``Ibcast`` of the
+state. When the state arrives it drops unfinished work at once and encodes the chunks
+that the *broadcast* state counts (never its own later count).
+"""
+
+import math
+import time
+
+import numpy as np
+
+from mpigc import kernels
+from mpigc.runtime.comm import Backoff
+
+SLEEP_SLICE = 1e-3  # seconds between two tests of the state signal while a delay is slept
+
+
+class ChunkData:
+    """The rows of the chunks one rank holds, and their loss/gradient.
+
+    Parameters
+    ----------
+    source : mpigc.data.DataSource
+    bounds : ndarray
+        ``chunk_bounds(n_rows, m)``.
+    chunks : iterable of int
+        The chunks this rank holds; only their rows are read.
+    dtype : {"float64", "float32"}
+
+    Attributes
+    ----------
+    X, y : the rows read (raw labels until :meth:`set_labels`).
+    local : dict chunk -> (start, stop) rows of X.
+    """
+
+    def __init__(self, source, bounds, chunks, dtype="float64"):
+        self.chunks = sorted(set(int(j) for j in chunks))
+        ranges = [(int(bounds[j]), int(bounds[j + 1])) for j in self.chunks]
+        self.X, self.y = source.read_rows(ranges, dtype=dtype)
+        self.local, offset = {}, 0
+        for j, (a, b) in zip(self.chunks, ranges):
+            self.local[j] = (offset, offset + b - a)
+            offset += b - a
+
+    def set_labels(self, y):
+        self.y = np.ascontiguousarray(y, dtype=np.float64)
+
+    def rows(self, chunk):
+        a, b = self.local[chunk]
+        return self.X[a:b], self.y[a:b]
+
+    def gram_apply(self, chunks, v):
+        """``sum_{j in chunks} X_j^T (X_j v)`` (for the power iteration of ``--lr auto``)."""
+        out = np.zeros_like(v)
+        for j in chunks:
+            Xj, _ = self.rows(j)
+            out += np.asarray(Xj.T @ (Xj @ v), dtype=np.float64).ravel()
+        return out
+
+    def evaluate(self, model, chunks, w):
+        """Summed loss and number of correctly classified rows of ``chunks`` at ``w``."""
+        loss, correct = 0.0, 0
+        scratch = np.zeros_like(w)
+        for j in chunks:
+            a, b = self.local[j]
+            loss += kernels.loss_grad(model, self.X, self.y, w, a, b, scratch)
+            if model == "logistic":
+                Xj, yj = self.rows(j)
+                correct += int(np.count_nonzero(np.asarray(Xj @ w).ravel() * yj > 0))
+        return loss, correct
+
+    def warm(self, model, w):
+        """Compile (or load from the cache) the kernel for this data layout, outside timing."""
+        kernels.loss_grad(model, self.X, self.y, w, 0, 0, np.zeros_like(w))
+
+
+class ChunkRunner:
+    """Computes one chunk's gradient in row blocks with the injected straggler delay.
+
+    ``interrupted`` is polled between row blocks and between sleep slices; when it returns
+    True the chunk is abandoned. The chunk takes ``F * max(chunk_time, c)`` seconds, c its
+    real compute time (SPEC section 7).
+    """
+
+    def __init__(self, data, model, chunk_time, row_block, inv_n):
+        self.data, self.model = data, model
+        self.chunk_time, self.row_block, self.inv_n = chunk_time, row_block, inv_n
+
+    def run(self, chunk, w, factor, grad, interrupted):
+        """Gradient (scaled by 1/n) into ``grad``; returns ``(loss_sum, seconds)`` or None."""
+        t0 = time.perf_counter()
+        grad[:] = 0.0
+        a, b = self.data.local[chunk]
+        X, y, loss = self.data.X, self.data.y, 0.0
+        for start in range(a, b, self.row_block):
+            loss += kernels.loss_grad(self.model, X, y, w, start, min(start + self.row_block, b),
+                                      grad)
+            if interrupted():
+                return None
+        target = t0 + factor * max(self.chunk_time, time.perf_counter() - t0)
+        while True:
+            left = target - time.perf_counter()
+            if left <= 0:
+                break
+            time.sleep(min(SLEEP_SLICE, left))
+            if interrupted():
+                return None
+        grad *= self.inv_n
+        return loss, time.perf_counter() - t0
+
+
+class Worker:
+    """Worker ``worker`` (MPI rank ``worker + 1``) of a parameter-server scheme.
+
+    Parameters
+    ----------
+    comm : mpigc.runtime.comm.Comm
+    protocol : mpigc.schemes.Protocol
+    worker : int
+    runner : ChunkRunner
+    stragglers : mpigc.stragglers.StragglerModel
+    d : int
+        Model dimension.
+    """
+
+    def __init__(self, comm, protocol, worker, runner, stragglers, d):
+        self.comm, self.protocol, self.worker = comm, protocol, worker
+        self.runner, self.stragglers = runner, stragglers
+        self.order = list(protocol.assignment.orderings[worker])
+        self.n = protocol.n_workers
+        self.grads = np.zeros((len(self.order), d))
+
+    def iterate(self, iteration, w):
+        """One iteration (SPEC section 6) at the broadcast point ``w``."""
+        comm, protocol = self.comm, self.protocol
+        request, buf = comm.post_state(self.n)
+        signalled = [False]
+
+        def interrupted():
+            if not signalled[0] and comm.done(request):
+                signalled[0] = True
+            return signalled[0]
+
+        factor = self.stragglers.factors(iteration)[self.worker]
+        times, losses, reported = [], [], 0
+        if not math.isinf(factor):
+            for k, chunk in enumerate(self.order):
+                done = self.runner.run(chunk, w, factor, self.grads[k], interrupted)
+                if done is None:
+                    break
+                losses.append(done[0])
+                times.append(done[1])
+                if protocol.reports_at(self.worker, k + 1):
+                    comm.send_progress(iteration, k + 1, times[reported:])
+                    reported = k + 1
+                if interrupted():
+                    break
+        backoff = Backoff()
+        while not interrupted():
+            comm.progress_sends()
+            backoff.wait()
+        state = buf[:self.n]
+        s = int(state[self.worker])
+        if s > len(times):
+            raise RuntimeError(f"worker {self.worker}: broadcast state counts {s} chunks in "
+                               f"iteration {iteration}, only {len(times)} were finished")
+        if s > 0:
+            grads = {self.order[k]: self.grads[k] for k in range(s)}
+            y = protocol.encode(self.worker, state, grads)
+            comm.send_transmission(iteration, times, losses[:s], y)
