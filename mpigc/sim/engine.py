@@ -92,7 +92,8 @@ class Simulator:
 
     def state_at(self, reports, t, strict=False):
         """State the PS knows at time t: reports delivered at or (``strict``) before t."""
-        arrived = reports < t if strict else reports <= t
+        # a report at inf never arrives, even "by" t = inf
+        arrived = (reports < t if strict else reports <= t) & np.isfinite(reports)
         return np.where(arrived, self.counts, 0).max(axis=1)
 
     # -- exact completion ----------------------------------------------------------------
