@@ -47,7 +47,8 @@ def objective(model, X, y, w, l2=0.0):
         losses = np.logaddexp(0.0, -y * z)
     else:
         losses = 0.5 * (z - y) ** 2
-    return float(np.mean(losses) + 0.5 * l2 * np.dot(w, w))
+    # skip a zero penalty: 0 * inf would turn a huge but finite loss into NaN
+    return float(np.mean(losses) + (0.5 * l2 * np.dot(w, w) if l2 else 0.0))
 
 
 def gradient(model, X, y, w, l2=0.0):

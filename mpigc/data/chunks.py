@@ -19,7 +19,7 @@ def chunk_bounds(n_rows, n_chunks):
     -------
     numpy.ndarray
         ``(m + 1,)`` int64 boundaries: chunk j holds rows ``[b[j], b[j+1])``. Chunk sizes
-        differ by at most one row (the larger chunks come last).
+        differ by at most one row.
 
     Raises
     ------
