@@ -100,6 +100,19 @@ def test_approximate_decode_is_blockwise_projection(a, data):
     assert code.recovered_fraction(state) == pytest.approx(np.mean(cov >= ell))
 
 
+def test_decode_accepts_stacked_transmissions():
+    a = cyclic(6, 3)
+    code = GradientCode(a, 2, seed=5)
+    state = np.array([3, 0, 2, 3, 1, 3])
+    rng = np.random.default_rng(2)
+    grads = {j: rng.standard_normal(9) for j in range(6)}
+    sent = {i: code.encode(i, state, grads) for i in range(6) if state[i]}
+    rows = np.stack([sent[i] for i in sorted(sent)])
+    assert np.array_equal(code.decode(state, rows, 9), code.decode(state, sent, 9))
+    with pytest.raises(ValueError, match=r"transmissions array has shape \(4, 5\), expected \(5, 5\)"):
+        code.decode(state, rows[:4], 9)
+
+
 def test_unprocessed_chunks_are_missing():
     a = cyclic(6, 3)
     code = GradientCode(a, 2, seed=1)

@@ -99,7 +99,7 @@ class Assignment:
             bad = np.argwhere((arr != 0) & (arr != 1))
             if len(bad):
                 j, i = bad[0]
-                raise UsageError(f"assignment matrix must be 0/1: entry [{j}, {i}] is {arr[j, i]!r}")
+                raise UsageError(f"assignment matrix must be 0/1: entry [{j}, {i}] is {arr[j, i].item():g}")
         matrix = np.array(arr, dtype=bool)
         orphans = np.flatnonzero(~matrix.any(axis=1))
         if len(orphans):

@@ -12,7 +12,6 @@ from __future__ import annotations
 import functools
 
 import numpy as np
-import scipy.linalg
 
 from mpigc.coding.assignment import Assignment
 from mpigc.coding.ordering import check_ell
@@ -62,8 +61,9 @@ class GradientCode:
 
     Notes
     -----
-    ``X_j`` is computed with :func:`scipy.linalg.pinv` (SVD; singular values below
-    ``max(|S|, ell) * eps * sigma_max`` count as zero), cached per processor set
+    ``X_j`` is computed with :func:`numpy.linalg.pinv` (SVD; singular values below
+    ``max(|S|, ell) * eps * sigma_max`` count as zero, the cutoff of
+    :func:`numpy.linalg.matrix_rank`), cached per processor set
     (:data:`COEFFICIENT_CACHE_SIZE` sets, least recently used dropped). Workers that share a
     chunk compute bit-identical ``X_j`` because the set is passed in ascending order.
     """
@@ -85,7 +85,8 @@ class GradientCode:
         self._pinv = functools.lru_cache(maxsize=COEFFICIENT_CACHE_SIZE)(self._solve)
 
     def _solve(self, processors: tuple) -> np.ndarray:
-        x = scipy.linalg.pinv(self.beta[:, list(processors)])
+        sub = self.beta[:, list(processors)]
+        x = np.linalg.pinv(sub, rcond=max(sub.shape) * np.finfo(float).eps)
         x.setflags(write=False)
         return x
 
@@ -173,8 +174,10 @@ class GradientCode:
         Parameters
         ----------
         state : array_like of int, shape (N,)
-        transmissions : mapping int -> 1-D array of length ``ceil(d/ell)``
-            One entry for every worker with ``state[i] > 0``, and only those.
+        transmissions : mapping int -> 1-D array of length ``ceil(d/ell)``, or 2-D array
+            One entry for every worker with ``state[i] > 0``, and only those. A 2-D array
+            of shape (number of senders, ``ceil(d/ell)``) holds them as rows in ascending
+            worker order (a receive buffer the PS can fill in place: no copy).
         d : int
             Gradient length.
 
@@ -187,19 +190,23 @@ class GradientCode:
         s = self.assignment.check_state(state)
         b = self.block_len(d)
         senders = np.flatnonzero(s > 0)
-        extra = sorted(set(transmissions) - set(senders.tolist()))
-        if extra:
-            raise UsageError(f"transmission from worker {extra[0]!r}, whose state is 0 (or not a worker)")
-        ys = []
-        for i in senders:
-            require(int(i) in transmissions, f"missing transmission of worker {i} (state {s[i]})")
-            y = np.asarray(transmissions[int(i)])
-            require(y.shape == (b,), f"transmission of worker {i} has shape {y.shape}, expected ({b},)")
-            ys.append(y)
-        if not ys:
-            return np.zeros(d)
-        blocks = self.beta[:, senders] @ np.stack(ys)
-        return blocks.reshape(-1)[:d]
+        if isinstance(transmissions, np.ndarray):
+            require(transmissions.shape == (len(senders), b),
+                    f"transmissions array has shape {transmissions.shape}, expected "
+                    f"({len(senders)}, {b}): one row per worker with state > 0")
+            stacked = transmissions
+        else:
+            extra = sorted(set(transmissions) - set(senders.tolist()))
+            if extra:
+                raise UsageError(f"transmission from worker {extra[0]!r}, whose state is 0 (or not a worker)")
+            ys = []
+            for i in senders:
+                require(int(i) in transmissions, f"missing transmission of worker {i} (state {s[i]})")
+                y = np.asarray(transmissions[int(i)])
+                require(y.shape == (b,), f"transmission of worker {i} has shape {y.shape}, expected ({b},)")
+                ys.append(y)
+            stacked = np.stack(ys) if ys else np.zeros((0, b))
+        return (self.beta[:, senders] @ stacked).reshape(-1)[:d]
 
     def _check_worker(self, worker):
         n = self.assignment.n_workers
