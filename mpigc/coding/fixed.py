@@ -28,7 +28,7 @@ import scipy.linalg
 from mpigc.coding.assignment import Assignment
 from mpigc.errors import UsageError, require
 
-CHECKED_SETS = 200
+CHECKED_SETS = 100
 _RESIDUAL_TOL = 1e-8
 
 
