@@ -21,11 +21,15 @@ from ._loops import MODEL_CODES
 __all__ = ["loss_grad", "warmup", "warmup_main"]
 
 _ready = set()  # layout keys compiled or loaded in this process
+_F64 = np.dtype(np.float64)
+_DENSE_KEYS = {np.dtype(np.float64): ("dense", "float64"),
+               np.dtype(np.float32): ("dense", "float32")}
 
 
 def _float_vector(a, name, length):
-    if not (isinstance(a, np.ndarray) and a.dtype == np.float64 and a.ndim == 1
-            and a.flags.c_contiguous and a.shape[0] == length):
+    # identity and tuple compares: a loss_grad call on one row block must cost ~1 us
+    if not (type(a) is np.ndarray and (a.dtype is _F64 or a.dtype == _F64)
+            and a.shape == (length,) and (a.strides == (8,) or a.flags.c_contiguous)):
         raise UsageError(f"{name} must be a contiguous float64 vector of length {length}, "
                          f"got {getattr(a, 'dtype', type(a).__name__)} "
                          f"shape {getattr(a, 'shape', '?')}")
@@ -33,18 +37,21 @@ def _float_vector(a, name, length):
 
 def _layout(X):
     """The specialisation key of X and the arrays passed to the row loop."""
-    if isinstance(X, np.ndarray):
-        key = ("dense", X.dtype.name)
-        if X.ndim != 2 or not X.flags.c_contiguous or key not in SPECIALISATIONS:
+    if type(X) is np.ndarray:
+        key = _DENSE_KEYS.get(X.dtype)
+        if key is None or X.ndim != 2 or not X.flags.c_contiguous:
             raise UsageError(f"dense X must be a C-contiguous float64/float32 matrix, got "
                              f"{X.dtype} with {X.ndim} dimensions")
         return key, (X,)
     if getattr(X, "format", None) == "csr":
+        arrays = (X.data, X.indices, X.indptr)
         key = ("csr", X.data.dtype.name, X.indices.dtype.name)
-        if key not in SPECIALISATIONS or X.indptr.dtype != X.indices.dtype:
-            raise UsageError(f"CSR X must hold float64/float32 data and int32/int64 indices, "
-                             f"got {X.data.dtype} data, {X.indices.dtype} indices")
-        return key, (X.data, X.indices, X.indptr)
+        if (key not in SPECIALISATIONS or X.indptr.dtype != X.indices.dtype
+                or not all(a.flags.c_contiguous for a in arrays)
+                or X.indptr.shape[0] != X.shape[0] + 1):
+            raise UsageError(f"CSR X must hold contiguous float64/float32 data and int32/int64 "
+                             f"indices, got {X.data.dtype} data, {X.indices.dtype} indices")
+        return key, arrays
     raise UsageError(f"X must be a numpy array or a scipy.sparse CSR matrix, "
                      f"got {type(X).__name__}")
 
@@ -58,7 +65,8 @@ def loss_grad(model, X, y, w, start, stop, grad):
         ``log(1 + exp(-y x.w))`` (labels exactly +1/-1) or ``0.5 (x.w - y)^2``.
     X : ndarray or scipy.sparse.csr_matrix, shape (n, d)
         C-contiguous float64/float32, or CSR with float64/float32 data and int32/int64
-        indices (used in place, never copied).
+        indices (used in place, never copied; its column indices must lie in ``[0, d)``,
+        as scipy.sparse and the data layer guarantee: they are not re-read per call).
     y : ndarray, float64, shape (n,)
     w : ndarray, float64, shape (d,)
     start, stop : int

@@ -1,5 +1,6 @@
 """mpigc.kernels.loss_grad against NumPy/SciPy references, edge cases and input checks."""
 
+import pickle
 import warnings
 
 import numpy as np
@@ -145,6 +146,15 @@ def test_logistic_tiny_losses_keep_precision():
     assert grad[0] == pytest.approx(-40.0 * np.exp(-40.0) - 700.0 * np.exp(-700.0), rel=1e-12)
 
 
+def test_equal_but_not_identical_dtypes_accepted():
+    """Arrays from pickle (MPI messages) carry dtype objects equal to, not the same as, float64."""
+    X, y, w = make("dense64", n=10, d=3)
+    X, y, w = pickle.loads(pickle.dumps((X, y, w)))
+    grad = pickle.loads(pickle.dumps(np.zeros(3)))
+    loss = loss_grad("linear", X, y, w, 0, 10, grad)
+    assert rel_err(loss, reference("linear", X, y, w)[0]) <= RTOL
+
+
 def test_bad_inputs_raise_usage_error():
     X, y, w = make("dense64", n=10, d=3)
     g = np.zeros(3)
@@ -159,6 +169,9 @@ def test_bad_inputs_raise_usage_error():
         (("linear", X.astype(np.int64), y, w, 0, 10, g), "int64"),
         (("linear", sp.csc_matrix(X), y, w, 0, 10, g), "csc"),
         (("linear", X, y, w, 0.5, 10, g), "0.5"),
+        (("linear", X, y, w[::2].copy()[:0], 0, 10, g), "w"),
+        (("linear", X, y, np.zeros(6)[::2], 0, 10, g), "w"),
+        (("linear", X, y, w, 0, 10, g.astype(">f8")), "grad"),
     ]
     for args, match in bad:
         with pytest.raises(UsageError, match=match):
