@@ -213,3 +213,12 @@ def test_coefficient_cache_is_bounded_and_hit():
 def test_bad_arguments(call, message):
     with pytest.raises(ValueError, match=message):
         call(GradientCode(cyclic(6, 3), 2))
+
+
+def test_package_docstring_example_runs():
+    import textwrap
+
+    import mpigc.coding
+
+    example = mpigc.coding.__doc__.split("::\n")[1].split("\nPublic names")[0]
+    exec(textwrap.dedent(example), {})
