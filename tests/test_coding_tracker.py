@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mpigc.coding import CoverageTracker, cyclic, regular
+from mpigc.coding import Assignment, CoverageTracker, cyclic
 from mpigc.errors import UsageError
 from test_coding_helpers import assignments, direct_coverage
 
@@ -85,7 +85,6 @@ def test_queries_are_constant_time():
 
 
 def test_worker_without_chunks_counts_as_finished():
-    from mpigc.coding import Assignment
     t = CoverageTracker(Assignment.from_matrix([[1, 0], [1, 0]]), 1)
     assert t.n_finished == 1
     t.report(0, 2)
