@@ -62,6 +62,7 @@ def test_concurrent_cold_start_then_warm(tmp_path):
         for p in procs:
             if p.poll() is None:
                 p.kill()
+                p.wait()
     compiled = [int(out.split()[-1]) for out in outputs]
     # the lock makes each specialisation compile exactly once among the four processes
     assert sum(compiled) == 6, compiled
