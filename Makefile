@@ -19,7 +19,7 @@ warmup: install
 	$(BIN)/mpigc warmup
 
 run: install
-	$(BIN)/python -m mpigc.demo
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m mpigc.demo --out runs/demo
 
 test: install
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest -q tests

@@ -1,0 +1,134 @@
+"""Pure-Python parts of the runtime (no MPI), and the helpers the MPI runtime tests share."""
+
+import json
+import math
+import os
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from mpiutil import MPI_SCRIPTS, run_mpi
+
+
+# -- helpers shared by tests/test_runtime_*.py -------------------------------------------
+def read_run(out):
+    """(summary dict, list of iteration records) of a run's --out directory."""
+    out = Path(out)
+    summary = json.loads((out / "summary.json").read_text())
+    records = [json.loads(line) for line in (out / "iterations.jsonl").read_text().splitlines()]
+    return summary, records
+
+
+def train(workers, args, out, timeout=90, script=None):
+    """``mpiexec -n workers+1 mpigc train ARGS --out OUT --quiet``; asserts exit status 0.
+
+    ``script``: a tests/mpi script that takes the mpigc command line instead of ``mpigc``.
+    """
+    head = [MPI_SCRIPTS / script] if script else ["mpigc"]
+    res = run_mpi(workers + 1, head + ["train", *map(str, args), "--out", out, "--quiet"],
+                  timeout=timeout)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-5000:]
+    return read_run(out)
+
+
+# -- unit tests ----------------------------------------------------------------------------
+def test_backoff_grows_to_its_ceiling_and_resets():
+    from mpigc.runtime.comm import Backoff
+
+    b = Backoff(first=1e-6, longest=8e-6)
+    delays = []
+    for _ in range(6):
+        delays.append(b.delay)
+        b.wait()
+    assert delays == [1e-6, 2e-6, 4e-6, 8e-6, 8e-6, 8e-6]
+    b.reset()
+    assert b.delay == 1e-6
+    t0 = time.perf_counter()
+    Backoff(first=0.5, longest=0.5).wait(at_most=0.0)
+    assert time.perf_counter() - t0 < 0.1
+
+
+def test_clean_makes_strict_json():
+    from mpigc.runtime.log import clean
+
+    obj = clean({"a": np.float64(1.5), "b": np.array([1, 2]), "c": float("nan"),
+                 "d": [np.int64(3), math.inf], 4: (np.float32(0.25),)})
+    assert obj == {"a": 1.5, "b": [1, 2], "c": None, "d": [3, None], "4": [0.25]}
+    json.dumps(obj, allow_nan=False)
+
+
+def test_atomic_writes_leave_no_temporary_and_keep_old_file_on_failure(tmp_path):
+    from mpigc.runtime import log
+
+    path = tmp_path / "summary.json"
+    log.write_json(path, {"x": 1})
+    assert json.loads(path.read_text()) == {"x": 1}
+    with pytest.raises(TypeError):
+        log.write_json(path, {"x": object()})
+    assert json.loads(path.read_text()) == {"x": 1}
+    assert sorted(os.listdir(tmp_path)) == ["summary.json"]
+    assert oct(path.stat().st_mode & 0o777) != oct(0o600)
+
+
+def test_run_log_renames_iterations_only_at_the_end(tmp_path):
+    from mpigc.runtime.log import PARTIAL, RunLog
+
+    run = RunLog(str(tmp_path), 2, quiet=True)
+    run.iteration({"iteration": 0, "duration_s": 0.1, "loss": np.float64(0.5)})
+    assert (tmp_path / PARTIAL).exists() and not (tmp_path / "iterations.jsonl").exists()
+    run.finish({"scheme": "psgc"}, {"w": np.arange(3.0)})
+    assert sorted(os.listdir(tmp_path)) == ["iterations.jsonl", "model.npz", "summary.json"]
+    assert np.load(tmp_path / "model.npz")["w"].tolist() == [0.0, 1.0, 2.0]
+
+
+def test_check_out_dir(tmp_path):
+    from mpigc.runtime.log import check_out_dir
+
+    assert check_out_dir(str(tmp_path / "new" / "dir")) is None
+    (tmp_path / "file").write_text("x")
+    assert "not a directory" in check_out_dir(str(tmp_path / "file"))
+
+
+def _args(**over):
+    base = dict(scheme="psgc", assignment="cyclic", load=None, ell=1, ordering="optimal",
+                beta="gaussian", tolerance=None, deadline=None, stragglers="none", seed=0,
+                data=None, model="logistic", chunk_time=0.0, iterations=5, optimizer="gd",
+                lr="auto", l2=1e-4, out=None, verify=False, resume=None, checkpoint_every=0,
+                faults=None, transmit_timeout=None, dtype="float64", row_block=256,
+                quiet=True, iteration_timeout=10.0)
+    base.update(over)
+    return SimpleNamespace(**base)
+
+
+@pytest.mark.parametrize("over, match", [
+    (dict(iterations=0), "--iterations"),
+    (dict(lr="fast"), "--lr"),
+    (dict(lr="-1"), "--lr"),
+    (dict(chunk_time=float("nan")), "--chunk-time"),
+    (dict(l2=-1.0), "--l2"),
+    (dict(row_block=0), "--row-block"),
+    (dict(iteration_timeout=0.0), "--iteration-timeout"),
+    (dict(resume="somewhere"), "--resume"),
+])
+def test_config_rejects_bad_options(over, match):
+    from mpigc import config
+    from mpigc.errors import UsageError
+
+    with pytest.raises(UsageError, match=match):
+        config.from_args(_args(**over))
+
+
+def test_config_builds_protocol_and_refuses_failures_with_allreduce():
+    from mpigc import config
+    from mpigc.errors import UsageError
+
+    cfg = config.from_args(_args(lr="0.5"))
+    assert cfg.lr == 0.5 and config.from_args(_args()).lr is None
+    p = cfg.protocol(4)
+    assert p.scheme.name == "psgc" and p.assignment.n_workers == 4
+    ar = config.from_args(_args(scheme="allreduce", stragglers="bimodal:p=0.1,slowdown=2+fail:p=0.1"))
+    with pytest.raises(UsageError, match="allreduce"):
+        ar.straggler_model(4)
