@@ -2,10 +2,11 @@
 
 Every byte of X is read once (the row is still in L1 for the axpy), where NumPy/SciPy
 read it twice (``X @ w`` then ``X.T @ r``). ``fastmath`` is limited to ``reassoc`` and
-``contract`` so LLVM may vectorise the dot-product reduction and fuse multiply-adds;
-this changes rounding only (relative error ~ d * 2**-53 of the sum of ``|x_j w_j|``),
-while keeping IEEE semantics for inf/nan. float32 rows are widened to float64 before
-the multiply, so the accumulation is float64 for every layout.
+``contract``, so LLVM may vectorise the dense dot-product reduction and fuse
+multiply-adds (the CSR dot keeps four explicit partial sums instead). This changes
+rounding only, by about ``d * 2**-53`` times the sum of ``|x_j w_j|``, and keeps IEEE
+semantics for inf and nan. float32 rows are widened to float64 before the multiply, so
+every layout accumulates in float64.
 
 The losses live in this file on purpose: Numba's cache is invalidated by the timestamp
 of the file that defines a jitted function, not by those of the functions it inlines.
@@ -55,6 +56,7 @@ def row_loss(model, t, y):
 
 _FASTMATH = {"reassoc", "contract"}
 _JIT = dict(nogil=True, fastmath=_FASTMATH, error_model="numpy")
+_CSR_JIT = dict(_JIT, fastmath={"contract"})
 
 
 @njit(inline="always", **_JIT)
@@ -65,12 +67,23 @@ def _dense_dot(X, r, w):
     return t
 
 
-@njit(inline="always", **_JIT)
+@njit(inline="always", **_CSR_JIT)
 def _csr_dot(data, indices, indptr, r, w):
-    t = 0.0
-    for k in range(indptr[r], indptr[r + 1]):
-        t += data[k] * w[np.uintp(indices[k])]  # unsigned: no negative-index wraparound test
-    return t
+    # four independent sums hide the add latency; measured faster here than letting
+    # LLVM vectorise with gathers (reassoc): 250k rows x 32 nnz, linear 19.8 -> 16.0 ms
+    lo, hi = indptr[r], indptr[r + 1]
+    t0 = t1 = t2 = t3 = 0.0
+    k = lo
+    while k + 4 <= hi:
+        # unsigned indices: no negative-index wraparound test
+        t0 += data[k] * w[np.uintp(indices[k])]
+        t1 += data[k + 1] * w[np.uintp(indices[k + 1])]
+        t2 += data[k + 2] * w[np.uintp(indices[k + 2])]
+        t3 += data[k + 3] * w[np.uintp(indices[k + 3])]
+        k += 4
+    for k in range(k, hi):
+        t0 += data[k] * w[np.uintp(indices[k])]
+    return (t0 + t1) + (t2 + t3)
 
 
 # Both loops compute the dot product of row r + 1 before the loss and axpy of row r: the
@@ -95,7 +108,7 @@ def dense(model, X, y, w, start, stop, grad):
     return total
 
 
-@njit(cache=True, **_JIT)
+@njit(cache=True, **_CSR_JIT)
 def csr(model, data, indices, indptr, y, w, start, stop, grad):
     """Rows ``[start, stop)`` of a CSR matrix given by its three arrays (scipy.sparse layout)."""
     total = 0.0
