@@ -107,7 +107,10 @@ def test_several_files_take_the_widest(tmp_path):
     ("1 2:nan", r"line 2: value of feature 2 is nan"),
     ("1 2:-inf", r"line 2: value of feature 2 is -inf"),
     ("inf 2:1", r"line 2: label is inf"),
-    ("1 -2:1", r"line 2: feature index -2 is negative"),
+    ("1 -2:1", r"line 2: feature index in '-2:1' is not a non-negative integer"),
+    ("1 3: 4", r"line 2: expected INDEX:VALUE, got '3:'"),
+    ("1 3 4:5:6", r"line 2: expected INDEX:VALUE, got '3'"),
+    ("1 99999999999999999999:1", r"line 2: feature index 99999999999999999999 is too large"),
     ("1 0:1", r"line 2: feature index 0 is out of range \(indices are 1-based"),
     ("1 2:1 1:3 2:4", r"line 2: feature index 2 appears twice"),
     ("1 4:1", r"line 2: feature index 4 exceeds the 3 features of the data set"),
@@ -172,3 +175,6 @@ def test_random_files_match_sklearn(tmp_path_factory, rows, a, length):
     Xa, ya = src.read_rows([(a, b)])
     np.testing.assert_array_equal(Xa.toarray(), Xr[a:b])
     np.testing.assert_array_equal(ya, yr[a:b])
+    widest = max((max(feats) for _, feats in rows if feats), default=0)
+    if widest:      # the byte scan finds the largest index
+        assert parse_data_spec(str(path)).n_features == widest

@@ -93,7 +93,8 @@ def check_finite(X, y, where, rows=None):
         finite = np.isfinite(X)
         if not finite.all():
             r, c = np.argwhere(~finite)[0]
-            raise UsageError(f"{where}: X has {_bad_name(X[r, c])} at row {row_name(r)}, feature {c}")
+            raise UsageError(
+                f"{where}: X has {_bad_name(X[r, c])} at row {row_name(r)}, feature {c}")
     bad = np.flatnonzero(~np.isfinite(y))
     if bad.size:
         raise UsageError(f"{where}: y has {_bad_name(y[bad[0]])} at row {row_name(bad[0])}")

@@ -31,6 +31,7 @@ def chunk_bounds(n_rows, n_chunks):
         raise UsageError(f"number of chunks must be at least 1, got {n_chunks}")
     if n_rows < n_chunks:
         raise UsageError(
-            f"the data set has {n_rows} rows, fewer than the {n_chunks} chunks it must be split into")
+            f"the data set has {n_rows} rows, fewer than the {n_chunks} chunks "
+            f"it must be split into")
     # Integer floor of j * n / m: exact, unlike rounding a float linspace.
     return np.arange(n_chunks + 1, dtype=np.int64) * n_rows // n_chunks

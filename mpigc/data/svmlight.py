@@ -11,6 +11,7 @@
 
 import mmap
 import re
+import warnings
 
 import numpy as np
 import scipy.sparse as sp
@@ -20,7 +21,30 @@ from mpigc.errors import UsageError
 
 _SCAN_BLOCK = 1 << 24   # bytes per step of the max-index scan
 _MAX_DIGITS = 18        # longest index the scan reads (int64-safe)
+_MAX_INDEX = 2 ** 53    # indices are parsed as float64: exact below this
 _COMMENT = re.compile(rb"#[^\n]*")
+_ROWS_PER_PARSE = 1 << 15  # bounds the temporary memory of one parse
+
+
+def _well_formed(body, nnz):
+    """True when ``body`` is exactly ``nnz`` whitespace-separated DIGITS:VALUE tokens, each
+    with one colon, digits before it and something after it (checked on the bytes)."""
+    if nnz == 0:
+        return not body.strip()
+    buf = np.frombuffer(body, dtype=np.uint8)
+    ws = buf <= ord(" ")     # control bytes count as separators: they make counts disagree
+    starts = np.flatnonzero(~ws & np.concatenate(([True], ws[:-1])))
+    colons = np.flatnonzero(buf == ord(":"))
+    if starts.size != nnz or colons.size != nnz:
+        return False
+    # with as many colons as tokens, colon k inside token k means one colon per token
+    ends = np.append(starts[1:], buf.size)
+    if np.any(colons <= starts) or np.any(colons + 1 >= ends) or np.any(ws[colons + 1]):
+        return False
+    # no byte other than a digit between a token's start and its colon
+    other = np.flatnonzero(~ws & ((buf < ord("0")) | (buf > ord("9"))) & (buf != ord(":")))
+    token = np.searchsorted(starts, other, side="right") - 1
+    return not np.any(other < colons[token])
 
 
 class SvmlightSource(DataSource):
@@ -37,7 +61,7 @@ class SvmlightSource(DataSource):
                 raise UsageError(f"{path}: the file is empty")
             f.seek(0)
             self._mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-        offsets, lines, end, pos = [], [], [], 0
+        offsets, lines, pos = [], [], 0
         for number, line in enumerate(iter(self._mm.readline, b""), start=1):
             head = line.lstrip()
             if head and head[:1] != b"#":
@@ -63,24 +87,25 @@ class SvmlightSource(DataSource):
         Comments may hold ':' too, so a file with '#' is parsed in full instead.
         """
         if self._mm.find(b"#", 0) >= 0:
-            return int(max((self._parse(a, min(a + 65536, self.n_rows), check_range=False)[4]
-                            for a in range(0, self.n_rows, 65536)), default=0))
+            return max(self._parse(a, min(a + _ROWS_PER_PARSE, self.n_rows), check_range=False)[4]
+                       for a in range(0, self.n_rows, _ROWS_PER_PARSE))
         buf = np.frombuffer(self._mm, dtype=np.uint8)
         best = 0
         for lo in range(0, buf.size, _SCAN_BLOCK):
-            colons = lo + np.flatnonzero(buf[lo:lo + _SCAN_BLOCK] == ord(":"))
-            value = np.zeros(colons.size, dtype=np.int64)
-            alive = np.ones(colons.size, dtype=bool)
-            scale = 1
-            for k in range(1, _MAX_DIGITS + 1):
-                pos = colons - k
-                digit = buf[np.maximum(pos, 0)].astype(np.int64) - ord("0")
-                alive &= (pos >= 0) & (digit >= 0) & (digit <= 9)
-                if not alive.any():
+            # colons whose index has at least k digits, for k = 1, 2, ...: the largest
+            # index is among those with the most digits
+            pos = lo + np.flatnonzero(buf[lo:lo + _SCAN_BLOCK] == ord(":"))
+            digits = 0
+            while pos.size and digits < _MAX_DIGITS:
+                before = pos - digits - 1
+                keep = before >= 0
+                keep[keep] = (buf[before[keep]] - ord("0")) < 10   # uint8: wraps below '0'
+                if not keep.any():
                     break
-                value += np.where(alive, digit * scale, 0)
-                scale *= 10
-            if value.size:
+                pos, digits = pos[keep], digits + 1
+            if digits:
+                value = sum((buf[pos - t].astype(np.int64) - ord("0")) * 10 ** (t - 1)
+                            for t in range(1, digits + 1))
                 best = max(best, int(value.max()))
         return best
 
@@ -107,22 +132,37 @@ class SvmlightSource(DataSource):
             text = _COMMENT.sub(b"", text)
         return [ln for ln in text.split(b"\n") if ln.strip()]
 
+    def _tokens(self, start, stop):
+        """Labels, per-row feature counts, raw indices and values of rows [start, stop).
+
+        The lines are split once in Python; NumPy parses the numbers in C and checks the
+        shape of every INDEX:VALUE token on the bytes. Anything malformed raises
+        ValueError (the caller then explains it line by line).
+        """
+        lines = self._text_lines(start, stop)
+        if len(lines) != stop - start:
+            raise ValueError("line structure")
+        heads = [ln.split(None, 1) for ln in lines]
+        body = b" ".join(h[1] for h in heads if len(h) > 1)
+        counts = [h[1].count(b":") if len(h) > 1 else 0 for h in heads]
+        nnz = sum(counts)
+        with warnings.catch_warnings():
+            # NumPy warns (instead of failing) when text stops parsing early
+            warnings.simplefilter("error", DeprecationWarning)
+            y = np.fromstring(b" ".join(h[0] for h in heads), sep=" ")
+            nums = np.fromstring(body.replace(b":", b" "), sep=" ") if nnz else np.zeros(0)
+        if y.size != len(lines) or nums.size != 2 * nnz or not _well_formed(body, nnz):
+            raise ValueError("token structure")
+        raw = nums[0::2]
+        if raw.size and raw.max() >= _MAX_INDEX:
+            raise ValueError("index too large")
+        return y, counts, raw.astype(np.int64), nums[1::2]
+
     def _parse(self, start, stop, check_range=True):
         """Parse rows [start, stop): (y, indptr, 0-based indices, values, largest raw index)."""
-        labels, counts, feats = [], [], []
-        for ln in self._text_lines(start, stop):
-            parts = ln.split()
-            labels.append(parts[0])
-            counts.append(len(parts) - 1)
-            feats += parts[1:]
-        pairs = b" ".join(feats).replace(b":", b" ").split()
         try:
-            if len(pairs) != 2 * len(feats) or len(labels) != stop - start:
-                raise ValueError("token structure")
-            y = np.array(labels).astype(np.float64)
-            raw = np.array(pairs[0::2]).astype(np.int64) if pairs else np.zeros(0, np.int64)
-            vals = np.array(pairs[1::2]).astype(np.float64) if pairs else np.zeros(0)
-        except ValueError:
+            y, counts, raw, vals = self._tokens(start, stop)
+        except (ValueError, DeprecationWarning):
             self._explain(start, stop)
             raise UsageError(f"{self.path}: cannot parse lines {self._lines[start]}.."
                              f"{self._lines[stop - 1]}") from None
@@ -158,8 +198,6 @@ class SvmlightSource(DataSource):
             self._fail(start + int(row_of[k]), f"feature index {raw[k]} appears twice")
 
     def _range_message(self, index):
-        if index < 0:
-            return f"feature index {index} is negative"
         if index == 0 and not self.zero_based:
             return ("feature index 0 is out of range (indices are 1-based; "
                     "add zero_based=1 to the data spec for 0-based files)")
@@ -182,6 +220,8 @@ class SvmlightSource(DataSource):
                     self._fail(row, f"expected INDEX:VALUE, got '{text}'")
                 if not idx.isdigit():
                     self._fail(row, f"feature index in '{text}' is not a non-negative integer")
+                if int(idx) >= _MAX_INDEX:
+                    self._fail(row, f"feature index {idx.decode()} is too large")
                 try:
                     float(val)
                 except ValueError:
@@ -189,5 +229,13 @@ class SvmlightSource(DataSource):
                                     f"{idx.decode()} is not a number")
 
     def _read(self, start, stop):
-        y, indptr, indices, vals, _ = self._parse(start, stop)
-        return sp.csr_matrix((vals, indices, indptr), shape=(stop - start, self.n_features)), y
+        parts = []
+        for a in range(start, stop, _ROWS_PER_PARSE):
+            b = min(a + _ROWS_PER_PARSE, stop)
+            y, indptr, indices, vals, _ = self._parse(a, b)
+            X = sp.csr_matrix((vals, indices, indptr), shape=(b - a, self.n_features))
+            parts.append((X, y))
+        if len(parts) == 1:
+            return parts[0]
+        return (sp.vstack([p[0] for p in parts], format="csr"),
+                np.concatenate([p[1] for p in parts]))

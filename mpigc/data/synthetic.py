@@ -34,7 +34,8 @@ class SyntheticSource(DataSource):
 
     def __init__(self, n, d, density=1.0, seed=0, model="logistic", noise=0.5, name=None):
         self.n_rows, self.n_features = int(n), int(d)
-        self.density, self.seed, self.model, self.noise = float(density), int(seed), model, float(noise)
+        self.density, self.seed = float(density), int(seed)
+        self.model, self.noise = model, float(noise)
         self.is_sparse = self.density < 1.0
         self.name = name or (f"synthetic:n={n},d={d},density={density:g},seed={seed},"
                              f"model={model}" + (f",noise={noise:g}" if model == "linear" else ""))
