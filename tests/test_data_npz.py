@@ -53,17 +53,32 @@ def test_csr_file_is_scipy_compatible(tmp_path, problem):
 
 
 @pytest.mark.parametrize("sparse", [False, True])
-def test_uncompressed_members_are_memory_mapped(tmp_path, problem, monkeypatch, sparse):
+@pytest.mark.parametrize("compressed", [False, True])
+def test_reads_only_the_requested_rows(tmp_path, problem, monkeypatch, sparse, compressed):
     X, y = problem
     X = X if sparse else X.toarray()
-    save_npz(tmp_path / "d.npz", X, y)
+    save_npz(tmp_path / "d.npz", X, y, compressed=compressed)
     src = parse_data_spec(str(tmp_path / "d.npz"))
-    # np.load would read whole members: forbid it, the rows must come from the maps
+    # np.load reads whole members: forbid it; rows come from memory maps (stored members)
+    # or from a decompressed stream that keeps only the requested rows
     monkeypatch.setattr(np, "load", lambda *a, **k: pytest.fail("np.load called"))
-    Xr, yr = src.read_rows([(10, 20)])
-    assert all(isinstance(m.array(), np.memmap) for k, m in src.m.items() if k != "format")
+    Xr, yr = src.read_rows([(10, 20), (290, 300)])
+    idx = np.r_[10:20, 290:300]
     np.testing.assert_array_equal(Xr.toarray() if sparse else Xr,
-                                  (X.toarray() if sparse else X)[10:20])
+                                  (X.toarray() if sparse else X)[idx])
+    np.testing.assert_array_equal(yr, y[idx])
+    if not compressed:
+        assert all(isinstance(m.whole(), np.memmap) for m in src.m.values())
+    if sparse:
+        assert Xr.indices.dtype == Xr.indptr.dtype   # what the CSR kernels require
+
+
+def test_float32_overflow_is_reported(tmp_path):
+    save_npz(tmp_path / "big.npz", np.array([[1.0, 1e300]]), np.ones(1))
+    src = parse_data_spec(str(tmp_path / "big.npz"))
+    assert src.read_rows([(0, 1)])[0][0, 1] == 1e300
+    with pytest.raises(UsageError, match="big.npz: X has \\+inf at row 0, feature 1"):
+        src.read_rows([(0, 1)], dtype="float32")
 
 
 @pytest.mark.parametrize("compressed", [False, True])

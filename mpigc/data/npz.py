@@ -10,7 +10,9 @@ Format (one ``.npz`` archive, written by :func:`save_npz`):
 
 Members stored uncompressed (``np.savez``, the :func:`save_npz` default) are memory-mapped
 in place, so a worker touches only the bytes of its own rows. Compressed members
-(``np.savez_compressed``) cannot be mapped: the member is read whole and then sliced.
+(``np.savez_compressed``) cannot be mapped: they are decompressed as a stream up to the
+last requested row and only the requested rows are kept (Fortran-ordered compressed
+arrays are loaded whole, then sliced).
 """
 
 import struct
@@ -56,7 +58,7 @@ def save_npz(path, X, y, compressed=False):
 
 
 class _Member:
-    """One array of the archive: header read eagerly, contents mapped or loaded lazily."""
+    """One array of the archive: its header is read at once, its elements on demand."""
 
     def __init__(self, path, zf, key):
         self.path, self.key = path, key
@@ -66,26 +68,36 @@ class _Member:
             if version not in _HEADER_READERS:
                 raise ValueError(f"array '{key}' has .npy format version {version}")
             self.shape, self.fortran, self.dtype = _HEADER_READERS[version](f)
-            header_len = f.tell()
+            self.header_len = f.tell()
         self.mappable = info.compress_type == zipfile.ZIP_STORED and not self.dtype.hasobject
         if self.mappable:
             with open(path, "rb") as f:
                 f.seek(info.header_offset)
                 local = f.read(30)
             name_len, extra_len = struct.unpack("<HH", local[26:30])
-            self.offset = info.header_offset + 30 + name_len + extra_len + header_len
-        self._array = None
+            self.offset = info.header_offset + 30 + name_len + extra_len + self.header_len
+            self._map = None
 
-    def array(self):
-        """The whole member: a read-only memory map when stored, else loaded into memory."""
-        if self._array is None:
-            if self.mappable:
-                self._array = np.memmap(self.path, dtype=self.dtype, mode="r", offset=self.offset,
-                                        shape=self.shape, order="F" if self.fortran else "C")
-            else:
-                with np.load(self.path, allow_pickle=False) as z:
-                    self._array = z[self.key]
-        return self._array
+    def whole(self):
+        """All elements: a read-only memory map when stored, else loaded into memory."""
+        if self.mappable:
+            if self._map is None:
+                self._map = np.memmap(self.path, dtype=self.dtype, mode="r", offset=self.offset,
+                                      shape=self.shape, order="F" if self.fortran else "C")
+            return self._map
+        with np.load(self.path, allow_pickle=False) as z:
+            return z[self.key]
+
+    def rows(self, lo, hi):
+        """A copy of elements ``[lo:hi]`` along the first axis, reading only those bytes
+        (a compressed member is decompressed as a stream up to ``hi`` and not kept)."""
+        if self.mappable or self.fortran:
+            return np.array(self.whole()[lo:hi], order="C")
+        row_bytes = self.dtype.itemsize * int(np.prod(self.shape[1:], dtype=np.int64))
+        with zipfile.ZipFile(self.path) as zf, zf.open(self.key + ".npy") as f:
+            f.seek(self.header_len + lo * row_bytes)
+            raw = f.read((hi - lo) * row_bytes)
+        return np.frombuffer(raw, dtype=self.dtype).reshape((hi - lo,) + tuple(self.shape[1:]))
 
 
 class NpzSource(DataSource):
@@ -131,14 +143,14 @@ class NpzSource(DataSource):
 
     def _init_csr(self):
         if "format" in self.m:
-            fmt = self.m["format"].array()[()]
+            fmt = self.m["format"].whole()[()]
             fmt = fmt.decode("ascii", "replace") if isinstance(fmt, bytes) else str(fmt)
             if fmt != "csr":
                 raise UsageError(f"{self.path}: sparse format '{fmt}' is not supported; "
                                  f"convert X with .tocsr() before saving")
         for key in CSR_KEYS:
             self._check_numeric(key, ndim=1)
-        shape = np.asarray(self.m["shape"].array())
+        shape = np.asarray(self.m["shape"].whole())
         if shape.shape != (2,) or shape.dtype.kind not in "iu":
             raise UsageError(f"{self.path}: 'shape' must hold two integers, got {shape}")
         self.n_rows, self.n_features = (int(v) for v in shape)
@@ -149,22 +161,22 @@ class NpzSource(DataSource):
             raise UsageError(f"{self.path}: 'indices' and 'data' differ in length")
 
     def _read(self, start, stop):
-        y = np.array(self.m["y"].array()[start:stop], dtype=np.float64)
+        y = self.m["y"].rows(start, stop).astype(np.float64)
         if not self.is_sparse:
-            return np.array(self.m["X"].array()[start:stop], dtype=np.float64, order="C"), y
-        indptr = np.array(self.m["indptr"].array()[start:stop + 1], dtype=np.int64)
+            return self.m["X"].rows(start, stop), y   # stored dtype: read_rows converts
+        indptr = self.m["indptr"].rows(start, stop + 1).astype(np.int64)
         lo, hi = int(indptr[0]), int(indptr[-1])
         if np.any(np.diff(indptr) < 0) or lo < 0 or hi > self.m["data"].shape[0]:
             raise UsageError(f"{self.path}: 'indptr' is corrupt in rows {start}..{stop - 1}")
-        indices = np.array(self.m["indices"].array()[lo:hi], dtype=np.int64)
+        indices = self.m["indices"].rows(lo, hi).astype(np.int64)
         bad = np.flatnonzero((indices < 0) | (indices >= self.n_features))
         if bad.size:
             row = start + int(np.searchsorted(indptr, lo + bad[0], side="right") - 1)
             raise UsageError(f"{self.path}: row {row} has feature index {indices[bad[0]]}, "
                              f"outside 0..{self.n_features - 1}")
-        data = np.array(self.m["data"].array()[lo:hi], dtype=np.float64)
+        data = self.m["data"].rows(lo, hi).astype(np.float64)
         X = sp.csr_matrix((data, indices, indptr - lo), shape=(stop - start, self.n_features))
         return X, y
 
     def labels(self):
-        return np.array(self.m["y"].array(), dtype=np.float64)
+        return np.array(self.m["y"].whole(), dtype=np.float64)

@@ -91,8 +91,10 @@ class DataSource:
             X = (sp.vstack([p[0] for p in parts], format="csr") if self.is_sparse
                  else np.concatenate([p[0] for p in parts]))
             y = np.concatenate([p[1] for p in parts])
+        # check after the cast: a float64 value beyond the float32 range becomes inf
+        X, y = _as_dtype(X, dtype), np.ascontiguousarray(y, dtype=np.float64)
         check_finite(X, y, self.name, rows=np.concatenate(rows))
-        return _as_dtype(X, dtype), np.ascontiguousarray(y, dtype=np.float64)
+        return X, y
 
 
 def _as_dtype(X, dtype):
@@ -100,4 +102,5 @@ def _as_dtype(X, dtype):
         X = sp.csr_matrix(X, dtype=np.float64)
         X.sort_indices()
         return X
-    return np.ascontiguousarray(X, dtype=dtype)
+    with np.errstate(over="ignore"):   # read_rows reports the overflow, naming the entry
+        return np.ascontiguousarray(X, dtype=dtype)
