@@ -123,17 +123,17 @@ def top_eigenvalue(apply, dim, tol=1e-8, max_iter=1000, seed=0):
 def spectral_norm_sq(X):
     """``lambda_max(X^T X)`` (squared largest singular value) of a local matrix.
 
-    Dense matrices with at most 2000 columns use the eigenvalues of the Gram matrix;
-    larger or sparse ones use ``scipy.sparse.linalg.svds`` (ARPACK, k = 1).
+    When the smaller side has at most 2000 entries, the largest eigenvalue of the smaller
+    Gram matrix (``X^T X`` or ``X X^T``, LAPACK); otherwise ``scipy.sparse.linalg.svds``
+    (ARPACK, k = 1).
     """
     n, d = X.shape
     if min(n, d) == 0:
         return 0.0
-    if not sp.issparse(X) and d <= 2000:
-        return float(max(np.linalg.eigvalsh(X.T @ X)[-1], 0.0))
-    if min(n, d) <= 2:
-        dense = X.toarray() if sp.issparse(X) else X
-        return float(np.linalg.norm(dense, 2) ** 2)
+    if min(n, d) <= 2000:
+        gram = X.T @ X if d <= n else X @ X.T
+        gram = gram.toarray() if sp.issparse(gram) else gram
+        return float(max(np.linalg.eigvalsh(gram)[-1], 0.0))
     s = spla.svds(sp.csr_matrix(X, dtype=np.float64), k=1, return_singular_vectors=False,
                   random_state=0)
     return float(s[0] ** 2)

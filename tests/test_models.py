@@ -91,6 +91,15 @@ def test_spectral_norm_sq_matches_svd(shape, sparse):
     assert spectral_norm_sq(X) == pytest.approx(np.linalg.norm(dense, 2) ** 2, rel=1e-9)
 
 
+def test_spectral_norm_sq_of_a_large_sparse_matrix():
+    # one entry per column, in distinct rows: X^T X = diag(values^2), known exactly
+    rng = np.random.default_rng(3)
+    values = rng.standard_normal(2100)
+    rows = rng.permutation(2500)[:2100]
+    X = sp.csr_matrix((values, (rows, np.arange(2100))), shape=(2500, 2100))
+    assert spectral_norm_sq(X) == pytest.approx(np.max(values ** 2), rel=1e-9)
+
+
 def test_power_iteration_bounds_the_top_eigenvalue_from_chunked_products():
     rng = np.random.default_rng(2)
     X = rng.standard_normal((600, 40)) * np.linspace(0.2, 3.0, 40)
