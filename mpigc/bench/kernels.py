@@ -8,7 +8,10 @@ matrix defaults to 250 000 x 128 (256 MB), far larger than the caches. Bandwidth
 of X read per second (CSR: data + indices + indptr), compared with a plain NumPy
 reduction over the float64 matrix. ``cached_first_call_s`` is the first ``loss_grad`` call
 of a fresh interpreter whose Numba cache is warm, after it imported NumPy, scipy.sparse
-and ``mpigc.kernels`` as a worker does (their import time is reported separately).
+and ``mpigc.kernels`` as a worker does (their import time is reported separately), and
+again with scipy.linalg loaded too (as it is in a worker, through mpigc.coding). Also
+reported, as the ceilings that bound the fused loops: single passes over the float64
+matrix (each reference pass alone, a plain Numba sum, the Numba dot products alone).
 """
 
 import json
@@ -34,8 +37,10 @@ CSR_ROW_NNZ = 32       # ... with 32 stored entries per row
 MODELS = ("logistic", "linear")
 
 _FIRST_CALL_SCRIPT = """
-import time
+import sys, time
 import numpy as np, scipy.sparse
+if sys.argv[1:] == ["worker"]:
+    import scipy.linalg
 t0 = time.perf_counter()
 from mpigc.kernels import loss_grad
 t1 = time.perf_counter()
@@ -123,12 +128,13 @@ def bytes_read(X):
     return X.nbytes
 
 
-def first_call_seconds(tries=3):
+def first_call_seconds(extra=(), tries=3):
     """(import, first call) seconds in fresh interpreters with a warm cache, best of ``tries``."""
     runs = []
     for _ in range(tries):
-        out = subprocess.run([sys.executable, "-c", _FIRST_CALL_SCRIPT], capture_output=True,
-                             text=True, timeout=120, check=True, env=dict(os.environ))
+        out = subprocess.run([sys.executable, "-c", _FIRST_CALL_SCRIPT, *extra],
+                             capture_output=True, text=True, timeout=120, check=True,
+                             env=dict(os.environ))
         runs.append([float(v) for v in out.stdout.split()])
     return min(r[0] for r in runs), min(r[1] for r in runs)
 
@@ -171,6 +177,9 @@ def run(rows, cols, repeat):
     bounds = {name + "_gbytes_per_s": dense64.nbytes / best[name] / 1e9
               for name in ("X@w", "X.T@r", "numba_sum", "numba_dots")}
     import_s, first_s = first_call_seconds()
+    # Numba's first use of its CPU target imports scipy.linalg (its BLAS check): a worker
+    # has already paid for that through mpigc.coding, so the kernels' own share is this
+    worker_first_s = first_call_seconds(["worker"])[1]
     return {
         "rows": rows, "cols": cols, "repeat": repeat,
         "dense64_mbytes": dense64.nbytes / 1e6,
@@ -180,6 +189,7 @@ def run(rows, cols, repeat):
         "kernels": kernels,
         "cached_import_s": import_s,
         "cached_first_call_s": first_s,
+        "cached_first_call_scipy_linalg_loaded_s": worker_first_s,
     }
 
 
@@ -195,7 +205,9 @@ def _table(result):
         f"{k[:-len('_gbytes_per_s')]} {v:.2f}"
         for k, v in result["dense64_single_pass_bounds"].items()))
     lines.append(f"fresh process, warm cache: import {result['cached_import_s']:.3f} s, "
-                 f"first call {result['cached_first_call_s']:.3f} s")
+                 f"first call {result['cached_first_call_s']:.3f} s "
+                 f"({result['cached_first_call_scipy_linalg_loaded_s']:.3f} s when "
+                 f"scipy.linalg is already loaded)")
     return "\n".join(lines)
 
 
