@@ -158,6 +158,8 @@ def test_bad_npz_files(tmp_path):
         np.lib.format.write_array(f, np.ones(4))
     cases.append((str(tmp_path / "csc.npz"), "sparse format 'csc' is not supported"))
     cases.append((f"{tmp_path}/nothing-*.npz", "no data file matches"))
+    cases.append(("", "empty file name in the data spec"))
+    cases.append((f"{tmp_path}/a.npz+", "empty file name in the data spec"))
     save_npz(tmp_path / "a.npz", ok, np.ones(4))
     save_npz(tmp_path / "b.npz", np.ones((4, 3)), np.ones(4))
     cases.append((f"{tmp_path}/a.npz+{tmp_path}/b.npz",
