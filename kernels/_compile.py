@@ -52,7 +52,13 @@ def _cache_lock():
     path = cache_dir()
     os.makedirs(path, exist_ok=True)
     with open(os.path.join(path, "mpigc-kernels.lock"), "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX)
+        except OSError:
+            # file systems without flock (Lustre mounted without it): go on unlocked;
+            # `mpigc warmup` before the ranks start leaves nothing to write then
+            yield
+            return
         try:
             yield
         finally:

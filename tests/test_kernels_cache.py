@@ -73,3 +73,20 @@ def test_concurrent_cold_start_then_warm(tmp_path):
     assert run.returncode == 0, run.stderr
     assert "(0 compiled)" in run.stdout and str(cache) in run.stdout
     assert not list(Path(cache).rglob("*.tmp.*"))
+
+
+def test_file_system_without_flock(monkeypatch):
+    """Where flock is refused (e.g. Lustre without -o flock) the kernels still load."""
+    import numpy as np
+
+    from mpigc.kernels import _compile, loss_grad
+
+    def refuse(*args):
+        raise OSError(38, "Function not implemented")
+
+    monkeypatch.setattr(_compile.fcntl, "flock", refuse)
+    _compile.compile_keys([("dense", "float64")])
+    grad = np.zeros(2)
+    X = np.array([[1.0, 2.0]])
+    assert loss_grad("linear", X, np.zeros(1), np.ones(2), 0, 1, grad) == 4.5
+    assert np.all(grad == [3.0, 6.0])
