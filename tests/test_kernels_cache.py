@@ -5,7 +5,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+
+from mpigc.kernels import _compile, loss_grad
 
 # Each process touches every layout, starting from a different one, and checks its
 # results against NumPy; it prints how many specialisations it compiled itself.
@@ -77,10 +80,6 @@ def test_concurrent_cold_start_then_warm(tmp_path):
 
 def test_file_system_without_flock(monkeypatch):
     """Where flock is refused (e.g. Lustre without -o flock) the kernels still load."""
-    import numpy as np
-
-    from mpigc.kernels import _compile, loss_grad
-
     def refuse(*args):
         raise OSError(38, "Function not implemented")
 
