@@ -66,7 +66,7 @@ def test_reference_values_of_spec_section_7(ell, psgc_ref, gc_ref):
     means = {}
     for scheme, ref in (("psgc", psgc_ref), ("gc", gc_ref)):
         p = build_protocol(scheme, 20, "cyclic", 4, ell)
-        means[scheme] = simulate(p, model, 3000, check_trials=0)["completion"].mean()
+        means[scheme] = simulate(p, model, 2000, check_trials=0)["completion"].mean()
         assert means[scheme] == pytest.approx(ref, rel=0.03)
     assert means["gc"] >= (2.5 if ell == 1 else 1.9) * means["psgc"]
 
@@ -120,8 +120,8 @@ def test_must_show_2_deadline_mse_psgc_vs_gc():
     psgc = build_protocol("psgc", 20, "cyclic", 4, 1)
     gc = build_protocol("gc", 20, "cyclic", 4, 1)
     T = 1.5 * simulate(psgc, model, 1000, check_trials=0)["completion"].mean()
-    mse_psgc = simulate(psgc, model, 300, deadline=T)["mse"].mean()
-    mse_gc = simulate(gc, model, 300, deadline=T)["mse"].mean()
+    mse_psgc = simulate(psgc, model, 200, deadline=T)["mse"].mean()
+    mse_gc = simulate(gc, model, 200, deadline=T)["mse"].mean()
     assert mse_gc > 0.1 and mse_psgc * 100 <= mse_gc
 
 
