@@ -61,18 +61,10 @@ class SvmlightSource(DataSource):
                 raise UsageError(f"{path}: the file is empty")
             f.seek(0)
             self._mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-        offsets, lines, pos = [], [], 0
-        for number, line in enumerate(iter(self._mm.readline, b""), start=1):
-            head = line.lstrip()
-            if head and head[:1] != b"#":
-                offsets.append(pos)
-                lines.append(number)
-            pos += len(line)
-        if not offsets:
+        self._offsets, self._lines = self._index(size)
+        if not self._lines.size:
             raise UsageError(f"{path}: no data lines")
-        self._offsets = np.array(offsets + [size], dtype=np.int64)
-        self._lines = np.array(lines, dtype=np.int64)
-        self.n_rows = len(lines)
+        self.n_rows = int(self._lines.size)
         self.features_inferred = features is None
         if features is not None:
             self.n_features = int(features)
@@ -80,6 +72,25 @@ class SvmlightSource(DataSource):
             self.n_features = self._max_index() + (1 if self.zero_based else 0)
             if self.n_features < 1:
                 raise UsageError(f"{path}: no feature index found; give features=D in the spec")
+
+    def _index(self, size):
+        """Byte offset (plus the file size at the end) and line number of every data line.
+
+        A line whose first byte is not whitespace or '#' is a data line (vectorised); the
+        few lines that start with whitespace are looked at one by one.
+        """
+        buf = np.frombuffer(self._mm, dtype=np.uint8)
+        newlines = [lo + np.flatnonzero(buf[lo:lo + _SCAN_BLOCK] == ord("\n"))
+                    for lo in range(0, size, _SCAN_BLOCK)]
+        starts = np.concatenate([[0]] + [nl + 1 for nl in newlines])
+        starts = starts[starts < size]          # no empty line after a final newline
+        first = buf[starts]
+        data = (first > ord(" ")) & (first != ord("#"))
+        ends = np.append(starts[1:], size)
+        for k in np.flatnonzero(first <= ord(" ")):
+            head = self._mm[starts[k]:ends[k]].lstrip()
+            data[k] = bool(head) and head[:1] != b"#"
+        return np.append(starts[data], size), np.flatnonzero(data) + 1
 
     def _max_index(self):
         """Largest feature index: digits just before each ':' (vectorised over the bytes).
