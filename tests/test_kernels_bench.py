@@ -39,4 +39,6 @@ def test_problem_and_reference(model):
 
 def test_bad_sizes():
     with pytest.raises(UsageError, match="--rows"):
-        bench.run(0, 4, 1)
+        bench.main(Namespace(json=True, rows=0, cols=None, repeat=1))
+    with pytest.raises(UsageError, match="--repeat"):
+        bench.main(Namespace(json=True, rows=10, cols=2, repeat=0))

@@ -213,6 +213,8 @@ def _table(result):
 
 def main(args):
     """Entry point of ``mpigc bench kernels``; prints JSON with ``--json``, else a table."""
-    result = run(args.rows or DEFAULT_ROWS, args.cols or DEFAULT_COLS, args.repeat)
+    rows = DEFAULT_ROWS if args.rows is None else args.rows
+    cols = DEFAULT_COLS if args.cols is None else args.cols
+    result = run(rows, cols, args.repeat)
     print(json.dumps(result, indent=2) if args.json else _table(result))
     return 0
