@@ -137,6 +137,18 @@ class Simulator:
             return event_loop_completion(self, reports)
         return t, self.state_at(reports, t)
 
+    def decode_point(self, reports, deadline=None, exact=None):
+        """When the PS decodes and with which state, as the runtime does.
+
+        Exact mode: when the trigger fires. Deadline mode: at the deadline, or earlier if
+        the trigger fires first (then the decode is exact). ``exact`` may pass in
+        ``completion(reports)`` when it is already known (sweeps over deadlines).
+        """
+        t, state = self.completion(reports) if exact is None else exact
+        if deadline is not None and t > deadline:
+            return float(deadline), self.state_at(reports, deadline)
+        return t, state
+
     # -- decoding ------------------------------------------------------------------------
 
     def gradients(self, trial):
@@ -208,8 +220,9 @@ def simulate(protocol, stragglers, trials, deadline=None, dim=DEFAULT_DIM, seed=
         Trial t uses ``stragglers.factors(t)`` (the factors of iteration t of a run).
     trials : int
     deadline : float, optional
-        Deadline mode: the PS decodes the state it knows at this time (in chunk times).
-        Otherwise exact mode: the PS decodes when its trigger fires.
+        Deadline mode: the PS decodes the state it knows at this time (in chunk times), or
+        earlier when its trigger fires first. Otherwise exact mode: the PS decodes when its
+        trigger fires.
     dim, seed
         Length and seed of the random chunk gradients (see :class:`Simulator`).
     check_trials : int, optional
@@ -219,7 +232,7 @@ def simulate(protocol, stragglers, trials, deadline=None, dim=DEFAULT_DIM, seed=
     Returns
     -------
     dict of numpy.ndarray
-        ``completion`` (trials,) (``inf``: never decodable; the deadline in deadline mode),
+        ``completion`` (trials,): when the PS decodes (``inf``: never, in exact mode),
         ``mse`` and ``recovered`` (one entry per trial where they were measured),
         ``states`` (trials, N).
     """
@@ -231,11 +244,10 @@ def simulate(protocol, stragglers, trials, deadline=None, dim=DEFAULT_DIM, seed=
     mse, recovered = [], []
     for t in range(trials):
         reports = sim.report_times(sim.ends_from_factors(stragglers.factors(t)))
+        completion[t], states[t] = sim.decode_point(reports, deadline)
         if deadline is None:
-            completion[t], states[t] = sim.completion(reports)
             measure = np.isfinite(completion[t]) and len(mse) < check_trials
         else:
-            completion[t], states[t] = deadline, sim.state_at(reports, deadline)
             measure = True
         if measure:
             e, r = sim.decode_error(states[t], t)

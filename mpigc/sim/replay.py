@@ -119,9 +119,7 @@ def replay(directory):
         except (TypeError, ValueError) as exc:
             raise UsageError(f"{where}: bad chunk_times ({exc})") from None
         reports = sim.report_times(ends)
-        t, state = sim.completion(reports)
-        if protocol.deadline is not None and t > protocol.deadline:
-            t, state = protocol.deadline, sim.state_at(reports, protocol.deadline)
+        t, state = sim.decode_point(reports, protocol.deadline)
         recorded = rec.get("state")
         rows.append({
             "iteration": rec["iteration"],
