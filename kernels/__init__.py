@@ -20,14 +20,16 @@ from ._loops import MODEL_CODES
 
 __all__ = ["loss_grad", "warmup", "warmup_main"]
 
-_ready = set()  # layout keys compiled or loaded in this process
+_entry_points = {}  # layout key -> compiled function, once compiled or loaded here
 _F64 = np.dtype(np.float64)
 _DENSE_KEYS = {np.dtype(np.float64): ("dense", "float64"),
                np.dtype(np.float32): ("dense", "float32")}
 
 
 def _float_vector(a, name, length):
-    # identity and tuple compares: a loss_grad call on one row block must cost ~1 us
+    # The compiled function is called without Numba's type dispatch, so dtype, shape and
+    # layout are checked here; identity and tuple compares first, because a call on one
+    # row block should cost about a microsecond.
     if not (type(a) is np.ndarray and (a.dtype is _F64 or a.dtype == _F64)
             and a.shape == (length,) and (a.strides == (8,) or a.flags.c_contiguous)):
         raise UsageError(f"{name} must be a contiguous float64 vector of length {length}, "
@@ -39,7 +41,8 @@ def _layout(X):
     """The specialisation key of X and the arrays passed to the row loop."""
     if type(X) is np.ndarray:
         key = _DENSE_KEYS.get(X.dtype)
-        if key is None or X.ndim != 2 or not X.flags.c_contiguous:
+        flags = X.flags
+        if key is None or X.ndim != 2 or not (flags.c_contiguous and flags.aligned):
             raise UsageError(f"dense X must be a C-contiguous float64/float32 matrix, got "
                              f"{X.dtype} with {X.ndim} dimensions")
         return key, (X,)
@@ -47,7 +50,8 @@ def _layout(X):
         arrays = (X.data, X.indices, X.indptr)
         key = ("csr", X.data.dtype.name, X.indices.dtype.name)
         if (key not in SPECIALISATIONS or X.indptr.dtype != X.indices.dtype
-                or not all(a.flags.c_contiguous for a in arrays)
+                or not all(a.ndim == 1 and a.flags.c_contiguous and a.flags.aligned
+                           for a in arrays)
                 or X.indptr.shape[0] != X.shape[0] + 1):
             raise UsageError(f"CSR X must hold contiguous float64/float32 data and int32/int64 "
                              f"indices, got {X.data.dtype} data, {X.indices.dtype} indices")
@@ -92,16 +96,18 @@ def loss_grad(model, X, y, w, start, stop, grad):
     _float_vector(y, "y", n)
     _float_vector(w, "w", d)
     _float_vector(grad, "grad", d)
+    if not grad.flags.writeable:
+        raise UsageError("grad must be writable")
     try:
         start, stop = operator.index(start), operator.index(stop)
     except TypeError:
         raise UsageError(f"row range bounds must be integers, got {start!r}, {stop!r}") from None
     if not 0 <= start <= stop <= n:
         raise UsageError(f"row range [{start}, {stop}) is not inside [0, {n}]")
-    if key not in _ready:
-        compile_keys([key])
-        _ready.add(key)
-    return SPECIALISATIONS[key][0](code, *arrays, y, w, start, stop, grad)
+    kernel = _entry_points.get(key)
+    if kernel is None:
+        kernel = _entry_points.setdefault(key, compile_keys([key])[0][key])
+    return kernel(code, *arrays, y, w, start, stop, grad)
 
 
 def warmup():
@@ -112,8 +118,8 @@ def warmup():
     int
         How many specialisations had to be compiled (0 when the cache was warm).
     """
-    compiled = compile_keys(SPECIALISATIONS)
-    _ready.update(SPECIALISATIONS)
+    entry_points, compiled = compile_keys(SPECIALISATIONS)
+    _entry_points.update(entry_points)
     return compiled
 
 

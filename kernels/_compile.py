@@ -17,23 +17,29 @@ from numba import types
 
 from . import _loops
 
-_ROW = types.Array(types.float64, 1, "C")
+# Inputs are typed read-only so that read-only arrays (memory-mapped data, received
+# buffers) and writable ones share one compiled function: loss_grad calls its entry
+# point directly, which unboxes either, where the dispatcher would compile a second
+# specialisation, mid-iteration, for the other flag.
+_IN_VECTOR = types.Array(types.float64, 1, "C", readonly=True)
+_OUT_VECTOR = types.Array(types.float64, 1, "C")
 _DENSE_DTYPES = ("float64", "float32")
 _INDEX_DTYPES = ("int32", "int64")
 
 
 def _array(dtype, ndim):
-    return types.Array(getattr(types, dtype), ndim, "C")
+    return types.Array(getattr(types, dtype), ndim, "C", readonly=True)
 
 
 def _dense_signature(dtype):
-    return (types.int64, _array(dtype, 2), _ROW, _ROW, types.int64, types.int64, _ROW)
+    return (types.int64, _array(dtype, 2), _IN_VECTOR, _IN_VECTOR, types.int64, types.int64,
+            _OUT_VECTOR)
 
 
 def _csr_signature(dtype, index_dtype):
     index = _array(index_dtype, 1)
-    return (types.int64, _array(dtype, 1), index, index, _ROW, _ROW,
-            types.int64, types.int64, _ROW)
+    return (types.int64, _array(dtype, 1), index, index, _IN_VECTOR, _IN_VECTOR,
+            types.int64, types.int64, _OUT_VECTOR)
 
 
 # layout key -> (dispatcher, signature). The key is what loss_grad derives from X.
@@ -68,13 +74,19 @@ def _cache_lock():
 def compile_keys(keys):
     """Load from the cache, or compile and save, the specialisations named by ``keys``.
 
-    Returns the number of them that had to be compiled (0 when the cache was warm).
+    Returns
+    -------
+    entry_points : dict
+        Key -> the compiled function, callable from Python without type dispatch (the
+        caller has checked the argument types).
+    compiled : int
+        How many had to be compiled (0 when the cache was warm).
     """
-    compiled = 0
+    entry_points, compiled = {}, 0
     with _cache_lock():
         for key in keys:
             dispatcher, signature = SPECIALISATIONS[key]
             misses = sum(dispatcher.stats.cache_misses.values())
-            dispatcher.compile(signature)
+            entry_points[key] = dispatcher.compile(signature)
             compiled += sum(dispatcher.stats.cache_misses.values()) > misses
-    return compiled
+    return entry_points, compiled

@@ -9,7 +9,8 @@ import scipy.sparse as sp
 from scipy.special import expit
 
 from mpigc.errors import UsageError
-from mpigc.kernels import loss_grad
+from mpigc.kernels import loss_grad, warmup
+from mpigc.kernels._compile import SPECIALISATIONS
 
 MODELS = ("logistic", "linear")
 LAYOUTS = ("dense64", "dense32", "csr", "csr64")
@@ -153,6 +154,27 @@ def test_equal_but_not_identical_dtypes_accepted():
     grad = pickle.loads(pickle.dumps(np.zeros(3)))
     loss = loss_grad("linear", X, y, w, 0, 10, grad)
     assert rel_err(loss, reference("linear", X, y, w)[0]) <= RTOL
+
+
+@pytest.mark.parametrize("layout", ("dense64", "csr"))
+def test_read_only_inputs_share_the_compiled_function(layout):
+    """Memory-mapped (read-only) data must not make Numba compile a second version."""
+    X, y, w = make(layout)
+    for a in (X.data, X.indices, X.indptr) if layout == "csr" else (X,):
+        a.flags.writeable = False
+    y.flags.writeable = False
+    w.flags.writeable = False
+    warmup()
+    dispatchers = {d for d, _ in SPECIALISATIONS.values()}
+    before = {d: len(d.signatures) for d in dispatchers}
+    grad = np.zeros(X.shape[1])
+    loss = loss_grad("logistic", X, y, w, 0, X.shape[0], grad)
+    assert {d: len(d.signatures) for d in dispatchers} == before
+    ref_loss, ref_grad = reference("logistic", X, y, w)
+    assert rel_err(loss, ref_loss) <= RTOL and rel_err(grad, ref_grad) <= RTOL
+    grad.flags.writeable = False
+    with pytest.raises(UsageError, match="grad"):
+        loss_grad("logistic", X, y, w, 0, X.shape[0], grad)
 
 
 def test_bad_inputs_raise_usage_error():
