@@ -25,13 +25,11 @@ import numpy as np
 
 from mpigc.errors import UsageError, require
 
-# spawn-key slot that separates the iteration-independent draw of `persistent`
-# from the per-iteration draws (iterations are >= 0)
-_STATIC = 2**32 - 1
 
-
-def _rng(seed, component, iteration):
-    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(component, iteration)))
+def _rng(seed, component, iteration=None):
+    """Generator of one component in one iteration; ``iteration=None``: its static draw."""
+    key = (component,) if iteration is None else (component, iteration)
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=key))
 
 
 def _number(name, params, key, spec):
@@ -97,7 +95,7 @@ class _Persistent(_Component):
     def __init__(self, index, seed, n, frac, slowdown):
         super().__init__(index, seed, n)
         # ceil(F0 N), guarded against 0.1 * 30 = 3.0000000000000004
-        slow = _rng(seed, index, _STATIC).permutation(n)[: math.ceil(frac * n - 1e-9)]
+        slow = _rng(seed, index).permutation(n)[: math.ceil(frac * n - 1e-9)]
         self.vector = np.ones(n)
         self.vector[slow] = slowdown
 

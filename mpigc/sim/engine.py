@@ -81,8 +81,7 @@ class Simulator:
         """Chunk end times ``k F_i`` (time unit: one chunk); ``inf`` past a worker's load."""
         f = np.asarray(factors, dtype=float)
         k = np.arange(1, self.width + 1, dtype=float)
-        with np.errstate(invalid="ignore"):
-            ends = f[:, None] * k[None, :]
+        ends = f[:, None] * k[None, :]
         ends[k[None, :] > self.loads[:, None]] = np.inf
         return ends
 
