@@ -14,8 +14,9 @@ Grammar::
            | bimodal:p=P,slowdown=K | persistent:frac=F,slowdown=K | fail:p=P | trace:FILE
 
 A trace file (text with one whitespace- or comma-separated row per iteration, or a 2-D
-``.npy`` array) holds N factors per row; iteration t uses row ``t mod rows``, so a short
-trace repeats. Factors multiply; a failure (``inf``) wins.
+``.npy`` array) holds N factors per row (``inf`` marks a failure); iteration t uses row
+``t mod rows``, so a short trace repeats. The file name cannot contain '+' (the join).
+Factors multiply; a failure (``inf``) wins.
 """
 
 import math
