@@ -83,6 +83,10 @@ def compile_keys(keys):
         How many had to be compiled (0 when the cache was warm).
     """
     entry_points, compiled = {}, 0
+    # Numba's CPU target initialises itself on first use (~0.15 s, registries and a BLAS
+    # check): do it before taking the lock, so that ranks starting together on a warm
+    # cache queue only for the cache loads themselves (~15 ms per layout).
+    _loops.dense.targetctx.refresh()
     with _cache_lock():
         for key in keys:
             dispatcher, signature = SPECIALISATIONS[key]
