@@ -35,8 +35,9 @@ def add_protocol_options(p):
     g.add_argument("--beta", default="gaussian", choices=("gaussian", "vandermonde"))
     g.add_argument("--tolerance", type=int, default=None, metavar="S",
                    help="stragglers tolerated by gc/ignore-stragglers (default: min replication - ell)")
-    g.add_argument("--deadline", type=float, default=None, metavar="SECONDS",
-                   help="approximate mode: decode at this time")
+    g.add_argument("--deadline", type=float, default=None, metavar="T",
+                   help="approximate mode: decode at time T after the iteration starts "
+                        "(seconds in train; chunk times in simulate)")
     g.add_argument("--stragglers", default="none", metavar="SPEC")
     g.add_argument("--seed", type=int, default=0)
 
