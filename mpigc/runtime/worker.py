@@ -52,6 +52,15 @@ class ChunkData:
         a, b = self.local[chunk]
         return self.X[a:b], self.y[a:b]
 
+    def gram(self, chunks, d):
+        """``sum_{j in chunks} X_j^T X_j`` as a dense d x d array."""
+        out = np.zeros((d, d))
+        for j in chunks:
+            Xj, _ = self.rows(j)
+            g = Xj.T @ Xj
+            out += g.toarray() if hasattr(g, "toarray") else g
+        return out
+
     def gram_apply(self, chunks, v):
         """``sum_{j in chunks} X_j^T (X_j v)`` (for the power iteration of ``--lr auto``)."""
         out = np.zeros_like(v)
