@@ -2,8 +2,13 @@
 
 An :class:`Assignment` is the m x N boolean matrix ``A[j, i] = worker i holds chunk j``
 together with one processing order per worker. Constructors: :func:`cyclic`, :func:`frc`,
-:func:`regular`, :meth:`Assignment.from_matrix`, and the file readers
-:func:`load_assignment` / :func:`load_orderings`.
+:func:`regular`, :meth:`Assignment.from_matrix`, :meth:`Assignment.from_orderings`, and the
+file readers :func:`load_assignment` / :func:`load_orderings`.
+
+Storage is sparse (O(nnz), nnz = sum of the loads): the orderings, plus per chunk its
+holders in CSR form (``holders_ptr``, ``holders_idx``, ``holder_pos``). The dense views
+``matrix`` and ``positions`` are built on first access and cached; they cost O(m N) memory
+(``positions`` is 800 MB at N = m = 10,000), so code meant for large N avoids them.
 
 Choices where the specification is silent:
 
@@ -16,6 +21,7 @@ Choices where the specification is silent:
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -25,16 +31,20 @@ from scipy.sparse.csgraph import maximum_bipartite_matching
 from mpigc.errors import UsageError, require
 
 
+def _readonly(arr):
+    arr.setflags(write=False)
+    return arr
+
+
 class Assignment:
     """Chunks held by each worker, and the order each worker processes them in.
 
-    Build one with :meth:`from_matrix` or a constructor (:func:`cyclic`, :func:`frc`,
-    :func:`regular`); instances are immutable (arrays are read-only).
+    Build one with :meth:`from_matrix`, :meth:`from_orderings` or a constructor
+    (:func:`cyclic`, :func:`frc`, :func:`regular`); instances are immutable (arrays are
+    read-only).
 
     Attributes
     ----------
-    matrix : ndarray of bool, shape (m, N)
-        ``matrix[j, i]`` is True when worker ``i`` holds chunk ``j``.
     orderings : list of list of int
         ``orderings[i]`` lists worker ``i``'s chunks in processing order.
     n_chunks, n_workers : int
@@ -43,29 +53,52 @@ class Assignment:
         delta_i, the number of chunks of each worker.
     replication : ndarray of int, shape (m,)
         gamma_j, the number of holders of each chunk.
+    holders_ptr : ndarray of int, shape (m + 1,)
+        The holders of chunk ``j`` are entries ``holders_ptr[j]:holders_ptr[j+1]`` of
+        ``holders_idx`` / ``holder_pos`` (CSR layout; nnz entries in all).
+    holders_idx : ndarray of int, shape (nnz,)
+        Holding workers, ascending within each chunk.
+    holder_pos : ndarray of int, shape (nnz,)
+        1-based position of the chunk in that holder's ordering.
+    matrix : ndarray of bool, shape (m, N)
+        ``matrix[j, i]`` is True when worker ``i`` holds chunk ``j``. Dense view, built
+        on first access (O(m N) memory).
     positions : ndarray of int, shape (m, N)
-        ``positions[j, i]`` = 1-based position of chunk ``j`` in ``orderings[i]``,
-        0 where worker ``i`` does not hold chunk ``j``.
+        ``positions[j, i]`` = 1-based position of chunk ``j`` in ``orderings[i]``, 0 where
+        worker ``i`` does not hold chunk ``j``. Dense view, built on first access
+        (O(m N) memory, 8 bytes an entry).
     """
 
-    def __init__(self, matrix, orderings):
-        # Private: use from_matrix, which validates.
-        self.matrix = matrix
-        self.matrix.setflags(write=False)
-        self.n_chunks, self.n_workers = matrix.shape
-        self.loads = matrix.sum(axis=0).astype(np.int64)
-        self.replication = matrix.sum(axis=1).astype(np.int64)
-        self.loads.setflags(write=False)
-        self.replication.setflags(write=False)
+    def __init__(self, n_chunks, orderings):
+        # Private: orderings must already be valid (distinct ids in 0..m-1, every chunk
+        # held); the public constructors validate.
         self.orderings = [list(o) for o in orderings]
-        positions = np.zeros(matrix.shape, dtype=np.int64)
-        for i, order in enumerate(self.orderings):
-            positions[order, i] = np.arange(1, len(order) + 1)
-        positions.setflags(write=False)
-        self.positions = positions
-        self._holders = [np.flatnonzero(row) for row in matrix]
-        for h in self._holders:
-            h.setflags(write=False)
+        self.n_chunks, self.n_workers = int(n_chunks), len(self.orderings)
+        self.loads = _readonly(np.fromiter(map(len, self.orderings), dtype=np.int64, count=self.n_workers))
+        nnz = int(self.loads.sum())
+        chunk = np.fromiter((j for o in self.orderings for j in o), dtype=np.int64, count=nnz)
+        worker = np.repeat(np.arange(self.n_workers, dtype=np.int64), self.loads)
+        start = np.cumsum(self.loads) - self.loads
+        pos = np.arange(1, nnz + 1, dtype=np.int64) - np.repeat(start, self.loads)
+        by_chunk = np.lexsort((worker, chunk))  # chunk-major, ascending workers within a chunk
+        self.replication = _readonly(np.bincount(chunk, minlength=self.n_chunks).astype(np.int64))
+        self.holders_ptr = _readonly(np.concatenate(([0], np.cumsum(self.replication))))
+        self.holders_idx = _readonly(worker[by_chunk])
+        self.holder_pos = _readonly(pos[by_chunk])
+        # Chunk of every CSR entry, for per-chunk reductions over the entries.
+        self._entry_chunk = _readonly(chunk[by_chunk])
+
+    @functools.cached_property
+    def matrix(self) -> np.ndarray:
+        m = np.zeros((self.n_chunks, self.n_workers), dtype=bool)
+        m[self._entry_chunk, self.holders_idx] = True
+        return _readonly(m)
+
+    @functools.cached_property
+    def positions(self) -> np.ndarray:
+        p = np.zeros((self.n_chunks, self.n_workers), dtype=np.int64)
+        p[self._entry_chunk, self.holders_idx] = self.holder_pos
+        return _readonly(p)
 
     @classmethod
     def from_matrix(cls, A, orderings=None) -> "Assignment":
@@ -104,15 +137,49 @@ class Assignment:
         orphans = np.flatnonzero(~matrix.any(axis=1))
         if len(orphans):
             raise UsageError(f"chunk {orphans[0]} is held by no worker")
-        if orderings is None:
-            orderings = [np.flatnonzero(col).tolist() for col in matrix.T]
-        else:
-            orderings = _check_orderings(matrix, orderings)
-        return cls(matrix, orderings)
+        workers, chunks = np.nonzero(matrix.T)  # worker-major, ascending chunks
+        held = _split(chunks, np.bincount(workers, minlength=matrix.shape[1]))
+        a = cls(matrix.shape[0], held if orderings is None else _check_orderings(held, orderings))
+        a.__dict__["matrix"] = _readonly(matrix)  # already built: seed the cached view
+        return a
+
+    @classmethod
+    def from_orderings(cls, n_chunks, orderings) -> "Assignment":
+        """Build an assignment from the per-worker processing orders alone (O(nnz)).
+
+        The orders determine the matrix: worker ``i`` holds exactly the chunks of
+        ``orderings[i]``. The sparse counterpart of :meth:`from_matrix` for large N.
+
+        Raises
+        ------
+        UsageError
+            A chunk id outside 0..n_chunks-1 or repeated in one ordering, or a chunk
+            that no ordering contains.
+        """
+        m = _check_positive_int(n_chunks, "n_chunks")
+        checked = []
+        for i, order in enumerate(orderings):
+            ids = _int_ids(i, order)
+            require(all(0 <= j < m for j in ids),
+                    f"ordering of worker {i} has a chunk id outside 0..{m - 1}: got {ids}")
+            require(len(set(ids)) == len(ids), f"ordering of worker {i} repeats a chunk: got {ids}")
+            checked.append(ids)
+        require(checked, "need at least one worker")
+        seen = np.zeros(m, dtype=bool)
+        seen[[j for ids in checked for j in ids]] = True
+        orphans = np.flatnonzero(~seen)
+        if len(orphans):
+            raise UsageError(f"chunk {orphans[0]} is held by no worker")
+        return cls(m, checked)
 
     def with_orderings(self, orderings) -> "Assignment":
         """The same matrix with other processing orders (validated like :meth:`from_matrix`)."""
-        return Assignment(self.matrix.copy(), _check_orderings(self.matrix, orderings))
+        return Assignment(self.n_chunks, _check_orderings(self._held(), orderings))
+
+    def _held(self):
+        """Each worker's chunks in ascending order (list of lists)."""
+        by_worker = np.lexsort((self._entry_chunk, self.holders_idx))
+        return _split(self._entry_chunk[by_worker], self.loads)
 
     def chunks(self, worker) -> list[int]:
         """Worker's chunks in processing order (``orderings[worker]``)."""
@@ -120,14 +187,22 @@ class Assignment:
 
     def holders(self, chunk) -> np.ndarray:
         """Workers holding ``chunk``, ascending (read-only array)."""
-        return self._holders[chunk]
+        return self.holders_idx[self.holders_ptr[chunk]:self.holders_ptr[chunk + 1]]
+
+    def holder_positions(self, chunk) -> np.ndarray:
+        """Positions of ``chunk`` in its holders' orderings, aligned with :meth:`holders`."""
+        return self.holder_pos[self.holders_ptr[chunk]:self.holders_ptr[chunk + 1]]
 
     def position(self, worker, chunk) -> int:
         """1-based position p_i(j) of ``chunk`` in worker's ordering; 0 if not held."""
-        return int(self.positions[chunk, worker])
+        h = self.holders(chunk)
+        k = int(np.searchsorted(h, worker))
+        return int(self.holder_positions(chunk)[k]) if k < len(h) and h[k] == worker else 0
 
     def check_state(self, state) -> np.ndarray:
         """Validate a state vector (length N, ``0 <= state[i] <= loads[i]``); return it as int64.
+
+        O(N); messages are built only on failure.
 
         Raises
         ------
@@ -135,25 +210,43 @@ class Assignment:
             Naming the first bad entry.
         """
         s = np.asarray(state)
-        require(s.shape == (self.n_workers,),
-                f"state must have length {self.n_workers} (one count per worker), got shape {s.shape}")
-        require(np.issubdtype(s.dtype, np.integer) or (s.dtype.kind == "f" and np.all(s == np.round(s))),
-                f"state must hold integer counts, got {s.tolist()}")
+        if s.shape != (self.n_workers,):
+            raise UsageError(f"state must have length {self.n_workers} (one count per worker), got shape {s.shape}")
+        if s.dtype.kind not in "iu":
+            whole = np.isfinite(s) & (s == np.round(s)) if s.dtype.kind == "f" else np.zeros(s.shape, bool)
+            if not whole.all():
+                i = int(np.flatnonzero(~whole)[0])
+                raise UsageError(f"state must hold integer counts, got state[{i}] = {s[i]!r}")
         s = s.astype(np.int64)
-        bad = np.flatnonzero((s < 0) | (s > self.loads))
-        if len(bad):
-            i = bad[0]
+        bad = (s < 0) | (s > self.loads)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
             raise UsageError(f"state[{i}] = {s[i]} is outside 0..{self.loads[i]} (the load of worker {i})")
         return s
 
-    def processed(self, state) -> np.ndarray:
-        """Boolean (m, N): worker ``i`` has processed chunk ``j`` in ``state``."""
+    def processed_entries(self, state) -> np.ndarray:
+        """Boolean (nnz,), aligned with ``holders_idx``: that holder processed that chunk.
+
+        The O(nnz) form of :meth:`processed` (``holder_pos <= state[holder]``).
+        """
         s = self.check_state(state)
-        return (self.positions >= 1) & (self.positions <= s[None, :])
+        return self.holder_pos <= s[self.holders_idx]
+
+    def processed(self, state) -> np.ndarray:
+        """Boolean (m, N): worker ``i`` has processed chunk ``j`` in ``state`` (O(m N) memory)."""
+        out = np.zeros((self.n_chunks, self.n_workers), dtype=bool)
+        done = self.processed_entries(state)
+        out[self._entry_chunk[done], self.holders_idx[done]] = True
+        return out
 
     def coverage(self, state) -> np.ndarray:
-        """Per chunk, the number of workers that processed it in ``state`` (|S_j(s)|)."""
-        return self.processed(state).sum(axis=1)
+        """Per chunk, the number of workers that processed it in ``state`` (|S_j(s)|); O(nnz)."""
+        return self.segment_sums(self.processed_entries(state))
+
+    def segment_sums(self, values) -> np.ndarray:
+        """Per chunk, the sum of ``values`` (nnz,) over its CSR entries; shape (m,)."""
+        cum = np.concatenate(([0], np.cumsum(values)))
+        return cum[self.holders_ptr[1:]] - cum[self.holders_ptr[:-1]]
 
     def __repr__(self):
         return (f"Assignment(n_chunks={self.n_chunks}, n_workers={self.n_workers}, "
@@ -165,20 +258,28 @@ def _span(values):
     return str(lo) if lo == hi else f"{lo}..{hi}"
 
 
-def _check_orderings(matrix, orderings):
-    n_workers = matrix.shape[1]
+def _split(values, counts):
+    """Split a flat array into consecutive lists of the given lengths."""
+    return [part.tolist() for part in np.split(values, np.cumsum(counts)[:-1])]
+
+
+def _int_ids(worker, order):
+    try:
+        return [int(c) for c in order]
+    except (TypeError, ValueError):
+        raise UsageError(f"ordering of worker {worker} must be a list of chunk ids, got {order!r}") from None
+
+
+def _check_orderings(held, orderings):
+    """Check every ordering is a permutation of the worker's chunks (``held``, ascending)."""
     orderings = list(orderings)
-    require(len(orderings) == n_workers,
-            f"need one ordering per worker: got {len(orderings)} for {n_workers} workers")
+    require(len(orderings) == len(held),
+            f"need one ordering per worker: got {len(orderings)} for {len(held)} workers")
     checked = []
     for i, order in enumerate(orderings):
-        try:
-            ids = [int(c) for c in order]
-        except (TypeError, ValueError):
-            raise UsageError(f"ordering of worker {i} must be a list of chunk ids, got {order!r}") from None
-        held = np.flatnonzero(matrix[:, i]).tolist()
-        require(sorted(ids) == held,
-                f"ordering of worker {i} is not a permutation of its chunks {held}: got {ids}")
+        ids = _int_ids(i, order)
+        require(sorted(ids) == held[i],
+                f"ordering of worker {i} is not a permutation of its chunks {held[i]}: got {ids}")
         checked.append(ids)
     return checked
 
@@ -193,7 +294,7 @@ def cyclic(n_workers, load) -> Assignment:
     """Cyclic assignment: m = N, worker ``i`` holds chunks ``i, ..., i+load-1 (mod N)``.
 
     The natural ordering is that cyclic order (not ascending ids), which already reaches
-    the Q_max lower bound for every ell (SPEC section 4).
+    the Q_max lower bound for every ell (SPEC section 4). O(N load).
 
     Raises
     ------
@@ -203,11 +304,7 @@ def cyclic(n_workers, load) -> Assignment:
     n = _check_positive_int(n_workers, "n_workers")
     load = _check_positive_int(load, "load")
     require(load <= n, f"load {load} exceeds the number of workers {n} (cyclic: m = N chunks)")
-    orderings = [[(i + k) % n for k in range(load)] for i in range(n)]
-    matrix = np.zeros((n, n), dtype=bool)
-    for i, order in enumerate(orderings):
-        matrix[order, i] = True
-    return Assignment(matrix, orderings)
+    return Assignment(n, ((np.arange(n)[:, None] + np.arange(load)[None, :]) % n).tolist())
 
 
 def frc(n_workers, load) -> Assignment:
@@ -215,7 +312,7 @@ def frc(n_workers, load) -> Assignment:
 
     The workers of group ``g`` (``g*load, ..., g*load+load-1``) all hold chunks
     ``g*load, ..., g*load+load-1``; natural ordering is ascending ids. Use
-    :func:`~mpigc.coding.optimal_ordering` to stagger the orders within a group.
+    :func:`~mpigc.coding.optimal_ordering` to stagger the orders within a group. O(N load).
 
     Raises
     ------
@@ -225,8 +322,8 @@ def frc(n_workers, load) -> Assignment:
     n = _check_positive_int(n_workers, "n_workers")
     load = _check_positive_int(load, "load")
     require(n % load == 0, f"fractional repetition needs load | n_workers: load {load} does not divide {n}")
-    group = np.arange(n) // load
-    return Assignment.from_matrix(group[:, None] == group[None, :])
+    first = (np.arange(n) // load) * load
+    return Assignment(n, (first[:, None] + np.arange(load)[None, :]).tolist())
 
 
 def regular(n_workers, load, seed) -> Assignment:
@@ -236,7 +333,9 @@ def regular(n_workers, load, seed) -> Assignment:
     matching (scipy) of the still-unused worker/chunk pairs after a random relabelling.
     The unused pairs always form an (N-k)-regular bipartite graph, which has a perfect
     matching (Konig/Hall), so the construction never fails or resamples. It is random
-    but not uniform over all regular graphs.
+    but not uniform over all regular graphs. Each matching works on the dense N x N
+    complement graph: O(N^2) time and memory per unit of load (seconds at N = 2,000; for
+    N = 10,000 use :func:`cyclic` or :meth:`Assignment.from_orderings`).
 
     Raises
     ------

@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 
 import numpy as np
+from scipy.sparse import csr_matrix
 
 from mpigc.coding.assignment import Assignment
 from mpigc.coding.ordering import check_ell
@@ -102,14 +103,14 @@ class GradientCode:
 
     def _processors(self, chunk, s):
         h = self.assignment.holders(chunk)
-        return h[self.assignment.positions[chunk, h] <= s[h]]
+        return h[self.assignment.holder_positions(chunk) <= s[h]]
 
     def decodable(self, state) -> bool:
-        """True when every chunk is processed by at least ell workers (exact decode)."""
+        """True when every chunk is processed by at least ell workers (exact decode); O(nnz)."""
         return bool(np.all(self.assignment.coverage(state) >= self.ell))
 
     def recovered_fraction(self, state) -> float:
-        """Fraction of chunks processed by at least ell workers (recovered exactly)."""
+        """Fraction of chunks processed by at least ell workers (recovered exactly); O(nnz)."""
         return float(np.mean(self.assignment.coverage(state) >= self.ell))
 
     def coefficients(self, worker, state) -> dict[int, np.ndarray]:
@@ -167,6 +168,60 @@ class GradientCode:
                 blocks = pad.reshape(self.ell, b)
             y += c @ blocks
         return y
+
+    def encode_all(self, state, chunk_grads) -> np.ndarray:
+        """Every sender's transmission at once: row r is ``encode(senders[r], state, ...)``.
+
+        ``senders`` are the workers with ``state[i] > 0`` in ascending order, so the
+        result is the 2-D ``transmissions`` argument of :meth:`decode`. One batched
+        ``pinv`` per processor-set size and one sparse product: O(nnz ell^2 + nnz d) time,
+        O(nnz + N d / ell + m d) memory (the simulator's path; a worker uses :meth:`encode`).
+        ``X_j`` is computed once per chunk (not through the per-set cache), so it may differ
+        from :meth:`encode`'s in the last bits.
+
+        Parameters
+        ----------
+        state : array_like of int, shape (N,)
+        chunk_grads : array_like, shape (m, d)
+            Row j is the gradient of chunk j (rows of unprocessed chunks are ignored).
+
+        Returns
+        -------
+        ndarray, shape (number of senders, ceil(d / ell))
+        """
+        a = self.assignment
+        done = a.processed_entries(state)
+        G = np.asarray(chunk_grads)
+        require(G.ndim == 2 and G.shape[0] == a.n_chunks and G.shape[1] >= 1,
+                f"chunk_grads must have shape ({a.n_chunks}, d) with d >= 1, got {G.shape}")
+        d, ell = G.shape[1], self.ell
+        b = self.block_len(d)
+        dtype = np.result_type(G, np.float64)
+        if d == ell * b:
+            blocks = G.astype(dtype, copy=False).reshape(a.n_chunks * ell, b)
+        else:
+            padded = np.zeros((a.n_chunks, ell * b), dtype=dtype)
+            padded[:, :d] = G
+            blocks = padded.reshape(a.n_chunks * ell, b)
+        # Processed entries stay chunk-major with ascending workers: S_j is contiguous.
+        workers = a.holders_idx[done]
+        chunks = np.repeat(np.arange(a.n_chunks), a.replication)[done]
+        size = a.segment_sums(done)
+        start = np.cumsum(size) - size
+        coef = np.empty((len(workers), ell))
+        for k in np.unique(size[size > 0]):
+            js = np.flatnonzero(size == k)
+            idx = start[js][:, None] + np.arange(k)[None, :]          # (n_k, k) entries
+            sub = self.beta[:, workers[idx]].transpose(1, 0, 2)       # (n_k, ell, k)
+            x = np.linalg.pinv(sub, rcond=max(k, ell) * np.finfo(float).eps)  # (n_k, k, ell)
+            coef[idx] = x
+        s = a.check_state(state)
+        senders = np.flatnonzero(s > 0)
+        row = np.cumsum(s > 0) - 1
+        cols = chunks[:, None] * ell + np.arange(ell)[None, :]
+        mix = csr_matrix((coef.ravel(), (np.repeat(row[workers], ell), cols.ravel())),
+                         shape=(len(senders), a.n_chunks * ell))
+        return np.asarray(mix @ blocks)
 
     def decode(self, state, transmissions, d) -> np.ndarray:
         """Recover the gradient sum (exact when decodable) from the transmissions.
