@@ -23,7 +23,8 @@ The logged ``loss`` of an iteration is the objective at the point where the grad
 evaluated, from the chunk losses the workers sent with their vectors. When an iteration
 recovers only some chunks (deadline, timeout, ignore-stragglers) it is the mean loss over
 the rows of the chunks that were processed, plus the regularisation: an estimate of the
-objective. ``final_loss`` in summary.json is always exact (phase 3).
+objective. ``final_loss`` in summary.json is always exact (phase 3), and with ``--verify``
+every record also holds ``objective``, the exact objective at that point (NumPy, rank 0).
 """
 
 import math
@@ -246,15 +247,17 @@ class Job:
             engine.record(duration)
             durations.append(duration)
             stale += got.stale
-            err = None
+            err = objective = None
             if self.full is not None:
-                exact = models.gradient(cfg.model, self.full[0], self.full[1], w, cfg.l2)
+                X, y = self.full
+                exact = models.gradient(cfg.model, X, y, w, cfg.l2)
                 err = float(np.linalg.norm(grad - exact) / max(np.linalg.norm(exact), 1e-300))
                 errors.append(err)
+                objective = models.objective(cfg.model, X, y, w, cfg.l2)
             log.iteration({
                 "iteration": t, "duration_s": duration, "trigger": got.trigger,
                 "state": got.state, "loss": got.data_loss + 0.5 * cfg.l2 * float(w @ w),
-                "grad_rel_err": err, "chunk_times": got.chunk_times,
+                "grad_rel_err": err, "objective": objective, "chunk_times": got.chunk_times,
                 "recovered_fraction": got.recovered, "stale_messages": got.stale})
         total = time.perf_counter() - started
         w_final = np.array(opt.w, dtype=np.float64)
