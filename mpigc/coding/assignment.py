@@ -216,7 +216,7 @@ class Assignment:
             whole = np.isfinite(s) & (s == np.round(s)) if s.dtype.kind == "f" else np.zeros(s.shape, bool)
             if not whole.all():
                 i = int(np.flatnonzero(~whole)[0])
-                raise UsageError(f"state must hold integer counts, got state[{i}] = {s[i]!r}")
+                raise UsageError(f"state must hold integer counts, got state[{i}] = {s.tolist()[i]!r}")
         s = s.astype(np.int64)
         bad = (s < 0) | (s > self.loads)
         if bad.any():
