@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mpigc.coding import (Assignment, GradientCode, cyclic, frc, optimal_ordering, q_max, random_ordering,
+from mpigc.coding import (Assignment, CoverageTracker, GradientCode, cyclic, frc, optimal_ordering, q_max, random_ordering,
                           regular)
 from mpigc.errors import UsageError
 from test_coding_helpers import assignments, direct_coverage, make_decodable
@@ -123,3 +123,24 @@ def test_matching_ordering_at_scale():
     opt = optimal_ordering(a)
     assert q_max(a, 3) > q_max(opt, 3) == 8 * 3000 + 1 - 6 * 7 // 2
     assert opt.orderings != a.orderings and optimal_ordering(cyclic(50, 5)).orderings == cyclic(50, 5).orderings
+
+
+@settings(max_examples=60, deadline=None)
+@given(assignments(), st.data())
+def test_report_all_equals_one_report_per_worker(a, data):
+    ell = data.draw(st.integers(1, int(a.replication.min())))
+    bulk, single = CoverageTracker(a, ell), CoverageTracker(a, ell)
+    for _ in range(3):  # later states may lower some counts: those reports are stale
+        counts = [data.draw(st.integers(0, int(load))) for load in a.loads]
+        bulk.report_all(counts)
+        for i, c in enumerate(counts):
+            single.report(i, c)
+        assert np.array_equal(bulk.state, single.state) and np.array_equal(bulk.coverage, single.coverage)
+        assert (bulk.n_covered, bulk.n_finished, bulk.decodable) == (
+            single.n_covered, single.n_finished, single.decodable)
+        assert np.array_equal(bulk.coverage, direct_coverage(a, bulk.state))
+
+
+def test_report_all_rejects_bad_counts():
+    with pytest.raises(UsageError, match=r"state\[1\] = 3 is outside 0..2"):
+        CoverageTracker(cyclic(4, 2), 1).report_all([0, 3, 0, 0])

@@ -23,11 +23,15 @@ A 30-second tour (N = 6 workers, cyclic load 3, each worker sends d/2 numbers)::
         tracker.report(i, int(count))
     assert tracker.decodable
 
-Public names: :class:`Assignment` (``from_matrix``, ``with_orderings``), :func:`cyclic`,
+Public names: :class:`Assignment` (``from_matrix``, ``from_orderings``, ``with_orderings``), :func:`cyclic`,
 :func:`frc`, :func:`regular`, :func:`load_assignment`, :func:`load_orderings`,
 :func:`optimal_ordering`, :func:`random_ordering`, :func:`q_max`, :class:`GradientCode`,
 :func:`make_beta`, :class:`FixedCode` (Tandon et al., ell = 1), :class:`CoverageTracker`.
 Bad arguments raise :class:`mpigc.errors.UsageError`, a ``ValueError``.
+
+Storage is sparse (O(nnz)): ``Assignment.matrix`` / ``positions`` are dense O(m N) views
+built on first use; at large N use ``holders``/``holder_positions``, ``coverage``,
+``GradientCode.encode_all`` and ``CoverageTracker.report_all``.
 """
 
 from mpigc.coding.assignment import Assignment, cyclic, frc, load_assignment, load_orderings, regular

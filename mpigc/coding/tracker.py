@@ -4,7 +4,9 @@ A progress report ``(worker, count)`` walks only the chunks between the worker's
 new count, so a one-chunk report costs O(1) whatever N and m are; the number of chunks
 covered at least ell times and the number of finished workers are kept up to date, so
 ``decodable`` and ``n_finished`` are O(1) too. Pure Python lists on purpose: at this size
-indexing a list is several times cheaper than indexing a NumPy array.
+indexing a list is several times cheaper than indexing a NumPy array. A whole state at
+once (the simulator's case) goes through :meth:`CoverageTracker.report_all`, vectorised
+over the assignment's CSR entries (O(N + nnz) NumPy instead of N Python calls).
 """
 
 from __future__ import annotations
@@ -84,6 +86,30 @@ class CoverageTracker:
         self._state[worker] = count
         if count == load:
             self._n_finished += 1
+
+    def report_all(self, counts) -> None:
+        """``report(i, counts[i])`` for every worker at once (stale counts ignored), vectorised.
+
+        Parameters
+        ----------
+        counts : array_like of int, shape (N,)
+            New totals, each in 0..load (a state vector).
+
+        Raises
+        ------
+        UsageError
+            A count outside 0..load, or the wrong length.
+        """
+        a, ell = self.assignment, self.ell
+        old = np.array(self._state, dtype=np.int64)
+        new = np.maximum(old, a.check_state(counts))
+        held = old[a.holders_idx]
+        fresh = (a.holder_pos > held) & (a.holder_pos <= new[a.holders_idx])
+        cov_old = np.array(self._coverage, dtype=np.int64)
+        cov = cov_old + a.segment_sums(fresh)
+        self._n_covered += int(np.count_nonzero((cov >= ell) & (cov_old < ell)))
+        self._n_finished += int(np.count_nonzero((new == a.loads) & (old < a.loads)))
+        self._state, self._coverage = new.tolist(), cov.tolist()
 
     @property
     def state(self) -> np.ndarray:
