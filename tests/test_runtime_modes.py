@@ -85,3 +85,17 @@ def test_npz_and_svmlight_files_and_float32(tmp_path):
     # float32 features: gradients agree to single precision only
     assert 1e-12 < c["max_grad_rel_err"] < 1e-5
     assert c["final_loss"] == pytest.approx(a["final_loss"], rel=1e-5)
+
+
+@pytest.mark.parametrize("assignment, ordering, load, ell", [
+    ("regular", "random", 3, 2),
+    ("frc", "natural", 2, 2),
+])
+def test_other_assignments_and_orderings_are_exact(assignment, ordering, load, ell, tmp_path):
+    summary, records = train(4, ["--scheme", "psgc", "--assignment", assignment, "--ordering",
+                                 ordering, "--load", load, "--ell", ell, "--data", SMALL,
+                                 "--iterations", 4, "--stragglers", "exp:mean=2",
+                                 "--chunk-time", 0.002, "--verify"], tmp_path)
+    assert summary["config"]["assignment"] == assignment
+    assert summary["max_grad_rel_err"] <= 1e-10
+    assert all(r["trigger"] == "exact" for r in records)
