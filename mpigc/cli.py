@@ -66,9 +66,10 @@ def build_parser():
     t.add_argument("--row-block", type=int, default=256, metavar="ROWS",
                    help="rows between checks of the encode-and-transmit signal")
     t.add_argument("--quiet", action="store_true")
-    t.add_argument("--iteration-timeout", type=float, default=10.0, metavar="SECONDS",
-                   help="an iteration that cannot fire is decoded from what arrived after "
-                        "max(SECONDS, 10 x median iteration time) (default 10)")
+    t.add_argument("--iteration-timeout", type=float, default=None, metavar="SECONDS",
+                   help="decode what arrived after SECONDS when the trigger cannot fire "
+                        "(e.g. a failed worker under uncoded); default: 10 x the larger of "
+                        "the median iteration time and the first report's time, >= 1 s")
 
     s = sub.add_parser("simulate", help="discrete-event simulation of the protocol (no MPI)")
     add_protocol_options(s)

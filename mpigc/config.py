@@ -45,7 +45,7 @@ class TrainConfig:
     dtype: str
     row_block: int
     quiet: bool
-    iteration_timeout: float
+    iteration_timeout: Optional[float]  # None: adaptive (see ParameterServer.limit)
 
     def protocol(self, n_workers):
         """The scheme's :class:`~mpigc.schemes.Protocol` for ``n_workers`` workers."""
@@ -105,4 +105,5 @@ def from_args(args):
         iterations=args.iterations, optimizer=args.optimizer, lr=parse_lr(args.lr),
         l2=_finite(args.l2, "--l2"), out=args.out, verify=bool(args.verify), dtype=args.dtype,
         row_block=args.row_block, quiet=bool(args.quiet),
-        iteration_timeout=_finite(args.iteration_timeout, "--iteration-timeout", strict=True))
+        iteration_timeout=None if args.iteration_timeout is None else
+        _finite(args.iteration_timeout, "--iteration-timeout", strict=True))

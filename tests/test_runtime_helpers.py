@@ -98,7 +98,7 @@ def _args(**over):
                 data=None, model="logistic", chunk_time=0.0, iterations=5, optimizer="gd",
                 lr="auto", l2=1e-4, out=None, verify=False, resume=None, checkpoint_every=0,
                 faults=None, transmit_timeout=None, dtype="float64", row_block=256,
-                quiet=True, iteration_timeout=10.0)
+                quiet=True, iteration_timeout=None)
     base.update(over)
     return SimpleNamespace(**base)
 
@@ -132,3 +132,19 @@ def test_config_builds_protocol_and_refuses_failures_with_allreduce():
     ar = config.from_args(_args(scheme="allreduce", stragglers="bimodal:p=0.1,slowdown=2+fail:p=0.1"))
     with pytest.raises(UsageError, match="allreduce"):
         ar.straggler_model(4)
+
+
+def test_safety_timeout_adapts_to_the_run():
+    from mpigc.runtime.ps import TIMEOUT_FACTOR, TIMEOUT_FLOOR, ParameterServer
+    from mpigc.schemes import build_protocol
+
+    protocol = build_protocol("uncoded", 4)
+    ps = ParameterServer(None, protocol, np.full(4, 10), 3)
+    assert ps.limit() == math.inf  # first iteration, nothing reported: chunks may be long
+    assert ps.limit(first_report=0.001) == TIMEOUT_FLOOR
+    assert ps.limit(first_report=2.0) == TIMEOUT_FACTOR * 2.0
+    for seconds in (0.5, 0.3, 9.0):
+        ps.record(seconds)
+    assert ps.limit() == TIMEOUT_FACTOR * 0.5
+    assert ps.limit(first_report=0.7) == TIMEOUT_FACTOR * 0.7
+    assert ParameterServer(None, protocol, np.full(4, 10), 3, timeout=0.25).limit(5.0) == 0.25

@@ -17,9 +17,11 @@ import numpy as np
 from mpigc.runtime.comm import Backoff
 
 TRIGGERS = ("exact", "deadline", "timeout")
-# Safety timeout: an iteration that cannot fire (e.g. uncoded with a failed worker) is
-# decoded from what arrived after max(floor, TIMEOUT_FACTOR x median iteration time).
+# Safety timeout (see ParameterServer.limit): an iteration that cannot fire (e.g. uncoded
+# with a failed worker) is decoded from what arrived after
+# max(TIMEOUT_FLOOR, TIMEOUT_FACTOR x max(median iteration time, first report's time)).
 TIMEOUT_FACTOR = 10.0
+TIMEOUT_FLOOR = 1.0
 
 
 @dataclass
@@ -45,22 +47,32 @@ class ParameterServer:
     chunk_rows : ndarray
         Rows of every chunk (for the loss of partially recovered iterations).
     d : int
-    timeout_floor : float
-        Seconds; see :meth:`limit`.
+    timeout : float or None
+        Fixed safety timeout in seconds, or None for the adaptive one of :meth:`limit`.
     """
 
-    def __init__(self, comm, protocol, chunk_rows, d, timeout_floor):
+    def __init__(self, comm, protocol, chunk_rows, d, timeout=None):
         self.comm, self.protocol, self.d = comm, protocol, d
         self.chunk_rows = np.asarray(chunk_rows)
-        self.timeout_floor = timeout_floor
+        self.timeout = timeout
         self.tracker = protocol.new_tracker()
         self.durations = []
         self.orderings = protocol.assignment.orderings
 
-    def limit(self):
-        """Seconds after which an iteration that has not fired is decoded anyway."""
+    def limit(self, first_report=None):
+        """Seconds after which an iteration that has not fired is decoded anyway.
+
+        The fixed ``timeout`` when one was given. Otherwise TIMEOUT_FACTOR times the larger
+        of the median duration of the earlier iterations and the time at which this
+        iteration's first progress report arrived (a live worker is rarely ten times slower
+        than the first one), at least TIMEOUT_FLOOR seconds; unlimited while there is
+        neither (the first iteration before any report: chunks may be long).
+        """
+        if self.timeout is not None:
+            return self.timeout
         median = statistics.median(self.durations) if self.durations else 0.0
-        return max(self.timeout_floor, TIMEOUT_FACTOR * median)
+        scale = max(median, first_report or 0.0)
+        return max(TIMEOUT_FLOOR, TIMEOUT_FACTOR * scale) if scale > 0 else math.inf
 
     def gather(self, iteration, w):
         """Run the PS side of ``iteration`` (the model is already broadcast)."""
@@ -71,6 +83,7 @@ class ParameterServer:
         times = [[] for _ in range(n)]
         deadline = protocol.deadline
         limit = self.limit()
+        first_report = None
         stale = 0
         backoff = Backoff()
         trigger = None
@@ -82,6 +95,9 @@ class ParameterServer:
                     stale += 1
                     continue
                 backoff.reset()
+                if first_report is None:
+                    first_report = time.perf_counter() - start
+                    limit = self.limit(first_report)
                 tracker.report(rank - 1, int(msg[1]))
                 times[rank - 1].extend(msg[2:].tolist())
                 if protocol.fired(tracker):
