@@ -129,7 +129,8 @@ def test_config_builds_protocol_and_refuses_failures_with_allreduce():
     assert cfg.lr == 0.5 and config.from_args(_args()).lr is None
     p = cfg.protocol(4)
     assert p.scheme.name == "psgc" and p.assignment.n_workers == 4
-    ar = config.from_args(_args(scheme="allreduce", stragglers="bimodal:p=0.1,slowdown=2+fail:p=0.1"))
+    ar = config.from_args(_args(scheme="allreduce",
+                                stragglers="bimodal:p=0.1,slowdown=2+fail:p=0.1"))
     with pytest.raises(UsageError, match="allreduce"):
         ar.straggler_model(4)
 

@@ -26,7 +26,9 @@ from mpi4py import MPI
 TAG_PROGRESS = 11
 TAG_TRANSMIT = 12
 
-# Commands of the per-iteration broadcast.
+# Commands of the per-iteration broadcast. Workers leave the iteration loop on any command
+# but CONTINUE; CHECKPOINT_STOP is reserved for stopping at an iteration boundary with a
+# checkpoint (rank 0 writes it; the workers' side is the same as STOP).
 CONTINUE, STOP, CHECKPOINT_STOP = 0, 1, 2
 
 

@@ -27,7 +27,6 @@ objective. ``final_loss`` in summary.json is always exact (phase 3), and with ``
 every record also holds ``objective``, the exact objective at that point (NumPy, rank 0).
 """
 
-import math
 import statistics
 import sys
 import time
