@@ -149,3 +149,37 @@ def test_safety_timeout_adapts_to_the_run():
     assert ps.limit() == TIMEOUT_FACTOR * 0.5
     assert ps.limit(first_report=0.7) == TIMEOUT_FACTOR * 0.7
     assert ParameterServer(None, protocol, np.full(4, 10), 3, timeout=0.25).limit(5.0) == 0.25
+
+
+class _Stream:
+    def __init__(self, tty):
+        self.tty, self.text = tty, ""
+
+    def isatty(self):
+        return self.tty
+
+    def write(self, s):
+        self.text += s
+
+    def flush(self):
+        pass
+
+
+@pytest.mark.parametrize("tty", [False, True])
+def test_progress_is_a_bar_on_a_terminal_and_lines_otherwise(tty):
+    from mpigc.runtime.log import RunLog
+
+    stream = _Stream(tty)
+    run = RunLog(None, 20, stream=stream)
+    for t in range(20):
+        run.iteration({"iteration": t, "duration_s": 0.01, "loss": 1.0 / (t + 1)})
+    if tty:
+        assert stream.text.count("\r") == 20 and stream.text.endswith("\n")
+        assert "[" + "#" * 30 + "] iteration 20/20" in stream.text
+    else:
+        lines = stream.text.splitlines()
+        assert len(lines) == 10 and lines[-1].startswith("mpigc: iteration 20/20  loss 0.05")
+    quiet = _Stream(tty)
+    RunLog(None, 3, quiet=True, stream=quiet).iteration(
+        {"iteration": 0, "duration_s": 0.01, "loss": 1.0})
+    assert quiet.text == ""
