@@ -7,30 +7,30 @@ from mpigc.stragglers import parse_stragglers
 from test_runtime_helpers import train
 
 SMALL = "synthetic:n=1200,d=24,seed=3"
+SLOW_THREE = "persistent:frac=0.75,slowdown=50"  # 3 of 4 workers 50x slower
 
 
 def test_psgc_deadline_decodes_what_is_covered(tmp_path):
-    # worker 1 of 4 is 20x slower: by the deadline it has finished no chunk, the others
-    # have covered every chunk except the one only worker 1 holds in its first position
+    # the slow workers finish no chunk by the deadline, the fast one finishes its three:
+    # three chunks of four are recovered
+    # (generous margins: a loaded machine may start a worker several ms late)
     summary, records = train(4, ["--scheme", "psgc", "--data", SMALL, "--iterations", 4,
-                                 "--stragglers", "persistent:frac=0.75,slowdown=20",
-                                 "--chunk-time", 0.004, "--deadline", 0.02, "--verify"],
-                             tmp_path)
-    slow = parse_stragglers("persistent:frac=0.75,slowdown=20", 4, 0).factors(0) > 1
+                                 "--stragglers", SLOW_THREE, "--chunk-time", 0.004,
+                                 "--deadline", 0.06, "--verify"], tmp_path)
+    slow = parse_stragglers(SLOW_THREE, 4, 0).factors(0) > 1
     for r in records:
-        assert r["trigger"] == "deadline" and r["duration_s"] >= 0.02
+        assert r["trigger"] == "deadline" and r["duration_s"] >= 0.06
         assert all(s == 0 for s, is_slow in zip(r["state"], slow) if is_slow)
         assert all(s == 3 for s, is_slow in zip(r["state"], slow) if not is_slow)
         assert r["recovered_fraction"] == 0.75
         assert 1e-8 < r["grad_rel_err"] < 1
-    assert summary["config"]["deadline"] == 0.02
+    assert summary["config"]["deadline"] == 0.06
 
 
 def test_gc_deadline_least_squares_from_finished_workers(tmp_path):
     summary, records = train(4, ["--scheme", "gc", "--data", SMALL, "--iterations", 3,
-                                 "--stragglers", "persistent:frac=0.75,slowdown=20",
-                                 "--chunk-time", 0.004, "--deadline", 0.03, "--verify"],
-                             tmp_path)
+                                 "--stragglers", SLOW_THREE, "--chunk-time", 0.004,
+                                 "--deadline", 0.06, "--verify"], tmp_path)
     for r in records:
         assert r["trigger"] == "deadline"
         assert sorted(r["state"]) == [0, 0, 0, 3]

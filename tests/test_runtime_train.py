@@ -81,19 +81,21 @@ def test_psgc_exact_for_every_ell(ell, uncoded, tmp_path):
                                rtol=1e-9, atol=0)
 
 
-def test_psgc_uses_partial_work_and_beats_uncoded(uncoded, tmp_path):
+def test_psgc_uses_partial_work_and_beats_uncoded(tmp_path):
     """With chunk time dominating, psgc waits for less than the slowest worker."""
-    summary, records = train(4, ["--scheme", "psgc", "--data", SMALL, "--iterations", 6,
-                                 "--stragglers", STRAGGLERS, "--chunk-time", 0.002], tmp_path)
+    common = ["--data", SMALL, "--iterations", 6, "--chunk-time", 0.01,
+              "--stragglers", "bimodal:p=0.3,slowdown=6"]
+    psgc, records = train(4, ["--scheme", "psgc"] + common, tmp_path / "p")
+    uncoded, _ = train(4, ["--scheme", "uncoded"] + common, tmp_path / "u")
     assert any(0 < s < 3 for r in records for s in r["state"])
-    assert summary["max_grad_rel_err"] is None
-    assert summary["mean_iteration_s"] < uncoded[0]["mean_iteration_s"]
+    assert psgc["max_grad_rel_err"] is None
+    assert psgc["mean_iteration_s"] < 0.8 * uncoded["mean_iteration_s"]
 
 
 def test_ignore_stragglers_rescales_what_it_got(tmp_path):
     summary, records = train(4, ["--scheme", "ignore-stragglers", "--data", SMALL,
                                  "--iterations", 4, "--tolerance", 1, "--verify",
-                                 "--stragglers", "persistent:frac=0.25,slowdown=20",
+                                 "--stragglers", "persistent:frac=0.25,slowdown=100",
                                  "--chunk-time", 0.002], tmp_path)
     for r in records:
         assert sorted(r["state"]) == [0, 1, 1, 1]
