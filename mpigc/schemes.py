@@ -147,6 +147,18 @@ class Protocol:
             return self.fixed.encode(worker, chunk_grads)
         return self.code.encode(worker, state, chunk_grads)
 
+    def encode_all(self, state, chunk_grads):
+        """Every sender's vector at once, from an (m, d) array of chunk gradients.
+
+        The simulator's batch form of :meth:`encode`: a 2-D array, one row per sender in
+        ascending worker order (what :meth:`decode` takes), or a dict for the fixed code.
+        """
+        if self.fixed is not None:
+            orderings = self.assignment.orderings
+            return {int(i): self.fixed.encode(int(i), {j: chunk_grads[j] for j in orderings[i]})
+                    for i in self.senders(state)}
+        return self.code.encode_all(state, chunk_grads)
+
     def decode(self, state, transmissions, d):
         """Decoded gradient (length d) and the fraction of chunks recovered."""
         state = np.asarray(state)

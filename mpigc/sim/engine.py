@@ -71,7 +71,7 @@ class Simulator:
         for j in range(self.n_chunks):
             h = a.holders(j)
             self.pair_worker[j, : len(h)] = h
-            self.pair_slot[j, : len(h)] = self.visible[h, a.positions[j, h] - 1]
+            self.pair_slot[j, : len(h)] = self.visible[h, a.holder_positions(j) - 1]
         finish_slot = np.maximum(self.loads - 1, 0)
         self.finish_slot = np.where(self.loads > 0, self.visible[np.arange(n), finish_slot], -1)
 
@@ -117,12 +117,12 @@ class Simulator:
         """The shared rule's verdict: not fired strictly before t, fired at t."""
         tracker = self.protocol.new_tracker()
         before = self.state_at(reports, t, strict=True)
-        _feed(tracker, before, np.zeros_like(before))
+        _feed(tracker, before)
         if self.protocol.fired(tracker):
             return False
         if not np.isfinite(t):
             return True
-        _feed(tracker, self.state_at(reports, t), before)
+        _feed(tracker, self.state_at(reports, t))
         return self.protocol.fired(tracker)
 
     def completion(self, reports):
@@ -167,20 +167,14 @@ class Simulator:
         """
         p = self.protocol
         grads = self.gradients(trial)
-        orderings = p.assignment.orderings
-        sent = {}
-        for i in p.senders(state):
-            i = int(i)
-            mine = {j: grads[j] for j in orderings[i][: state[i]]}
-            sent[i] = p.encode(i, state, mine)
+        sent = p.encode_all(state, grads)
         g = grads.sum(axis=0)
         g_hat, recovered = p.decode(state, sent, self.dim)
         return float(np.sum((g_hat - g) ** 2) / np.sum(g**2)), float(recovered)
 
 
-def _feed(tracker, state, previous):
-    for i in np.flatnonzero(state > previous):
-        tracker.report(int(i), int(state[i]))
+def _feed(tracker, state):
+    tracker.report_all(state)
 
 
 def event_loop_completion(sim, reports):
