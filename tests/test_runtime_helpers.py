@@ -36,7 +36,7 @@ def train(workers, args, out, timeout=90, script=None):
 
 # -- unit tests ----------------------------------------------------------------------------
 def test_backoff_grows_to_its_ceiling_and_resets():
-    from mpigc.runtime.comm import Backoff
+    from mpigc.runtime.poll import Backoff
 
     b = Backoff(first=1e-6, longest=8e-6)
     delays = []

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mpigc.runtime.comm import Backoff
+from mpigc.runtime.poll import Backoff
 
 TRIGGERS = ("exact", "deadline", "timeout")
 # Safety timeout (see ParameterServer.limit): an iteration that cannot fire (e.g. uncoded

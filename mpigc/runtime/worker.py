@@ -13,7 +13,7 @@ import time
 import numpy as np
 
 from mpigc import kernels
-from mpigc.runtime.comm import Backoff
+from mpigc.runtime.poll import Backoff
 
 SLEEP_SLICE = 1e-3  # seconds between two tests of the state signal while a delay is slept
 
