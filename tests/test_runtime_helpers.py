@@ -77,7 +77,9 @@ def test_run_log_renames_iterations_only_at_the_end(tmp_path):
     from mpigc.runtime.log import PARTIAL, RunLog
 
     run = RunLog(str(tmp_path), 2, quiet=True)
-    run.iteration({"iteration": 0, "duration_s": 0.1, "loss": np.float64(0.5)})
+    run.iteration({"iteration": 0, "duration_s": 0.1, "loss": np.float64(0.5),
+                   "trigger": "exact"})
+    assert run.triggers == {"exact": 1}
     assert (tmp_path / PARTIAL).exists() and not (tmp_path / "iterations.jsonl").exists()
     run.finish({"scheme": "psgc"}, {"w": np.arange(3.0)})
     assert sorted(os.listdir(tmp_path)) == ["iterations.jsonl", "model.npz", "summary.json"]
@@ -172,7 +174,8 @@ def test_progress_is_a_bar_on_a_terminal_and_lines_otherwise(tty):
     stream = _Stream(tty)
     run = RunLog(None, 20, stream=stream)
     for t in range(20):
-        run.iteration({"iteration": t, "duration_s": 0.01, "loss": 1.0 / (t + 1)})
+        run.iteration({"iteration": t, "duration_s": 0.01, "loss": 1.0 / (t + 1),
+                       "trigger": "exact"})
     if tty:
         assert stream.text.count("\r") == 20 and stream.text.endswith("\n")
         assert "[" + "#" * 30 + "] iteration 20/20" in stream.text
@@ -181,5 +184,5 @@ def test_progress_is_a_bar_on_a_terminal_and_lines_otherwise(tty):
         assert len(lines) == 10 and lines[-1].startswith("mpigc: iteration 20/20  loss 0.05")
     quiet = _Stream(tty)
     RunLog(None, 3, quiet=True, stream=quiet).iteration(
-        {"iteration": 0, "duration_s": 0.01, "loss": 1.0})
+        {"iteration": 0, "duration_s": 0.01, "loss": 1.0, "trigger": "exact"})
     assert quiet.text == ""

@@ -97,13 +97,13 @@ class RunLog:
         self.stream = sys.stderr if stream is None else stream
         self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
         self.every = max(1, iterations // 10)
-        self.records = []
+        self.triggers = {}  # trigger -> iterations (records themselves are not kept)
         self._part = open(os.path.join(out, PARTIAL), "w") if out else None
 
     def iteration(self, record):
         """Keep one iteration's record (dict), append it to the partial file, show progress."""
         record = clean(record)
-        self.records.append(record)
+        self.triggers[record["trigger"]] = self.triggers.get(record["trigger"], 0) + 1
         if self._part is not None:
             self._part.write(json.dumps(record) + "\n")
             self._part.flush()

@@ -266,7 +266,7 @@ class Job:
         final_loss = loss_sum / self.n_rows + 0.5 * cfg.l2 * float(w_final @ w_final)
         accuracy = correct / self.n_rows if cfg.model == "logistic" else None
         summary = self._summary(durations, total, final_loss, accuracy, errors, lr, stale,
-                                log.records)
+                                log.triggers)
         log.finish(summary, {"w": w_final, "model": cfg.model, "scheme": cfg.scheme,
                              "iterations": cfg.iterations, "lr": lr, "l2": cfg.l2,
                              "optimizer": cfg.optimizer, "n_features": self.d})
@@ -277,12 +277,9 @@ class Job:
                   f"mean {summary['mean_iteration_s']:.4f} s/iteration, final loss "
                   f"{final_loss:.8g}{acc}{where}", flush=True)
 
-    def _summary(self, durations, total, final_loss, accuracy, errors, lr, stale, records):
+    def _summary(self, durations, total, final_loss, accuracy, errors, lr, stale, triggers):
         cfg, p = self.cfg, self.protocol
         loads = p.assignment.loads
-        triggers = {}
-        for r in records:
-            triggers[r["trigger"]] = triggers.get(r["trigger"], 0) + 1
         return {
             "scheme": cfg.scheme, "n_workers": self.n,
             "load": int(loads.max()) if loads.min() == loads.max() else loads.tolist(),
