@@ -7,6 +7,7 @@ It then broadcasts the state, receives one vector from every worker the state co
 and decodes. Every message carries its iteration; anything older is dropped.
 """
 
+import collections
 import math
 import statistics
 import time
@@ -22,6 +23,7 @@ TRIGGERS = ("exact", "deadline", "timeout")
 # max(TIMEOUT_FLOOR, TIMEOUT_FACTOR x max(median iteration time, first report's time)).
 TIMEOUT_FACTOR = 10.0
 TIMEOUT_FLOOR = 1.0
+TIMEOUT_WINDOW = 50  # the median is over this many recent iterations
 
 
 @dataclass
@@ -56,14 +58,14 @@ class ParameterServer:
         self.chunk_rows = np.asarray(chunk_rows)
         self.timeout = timeout
         self.tracker = protocol.new_tracker()
-        self.durations = []
+        self.durations = collections.deque(maxlen=TIMEOUT_WINDOW)
         self.orderings = protocol.assignment.orderings
 
     def limit(self, first_report=None):
         """Seconds after which an iteration that has not fired is decoded anyway.
 
         The fixed ``timeout`` when one was given. Otherwise TIMEOUT_FACTOR times the larger
-        of the median duration of the earlier iterations and the time at which this
+        of the median duration of the last TIMEOUT_WINDOW iterations and the time at which this
         iteration's first progress report arrived (a live worker is rarely ten times slower
         than the first one), at least TIMEOUT_FLOOR seconds; unlimited while there is
         neither (the first iteration before any report: chunks may be long).
