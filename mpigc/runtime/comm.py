@@ -10,10 +10,17 @@ Messages of one training iteration (SPEC section 6):
   ``[iteration, count, seconds of each chunk finished since the previous report...]``.
 * the state signal: ``Ibcast`` from rank 0 of int64 ``[state_0..state_{N-1}, trigger]``.
 * transmission (tag :data:`TAG_TRANSMIT`): worker -> PS, float64
-  ``[iteration, n_times, n_losses, times..., chunk losses..., y...]``.
+  ``[iteration, round, n_times, n_losses, times..., chunk losses..., y...]``.
+* re-encode (tag :data:`TAG_REENCODE`): PS -> worker, float64
+  ``[iteration, round, trigger, state...]``: a second (third, ...) encode round after the
+  PS dropped a worker that did not send its vector in time (see
+  :meth:`mpigc.runtime.ps.ParameterServer.gather`). Point to point, so the common path
+  has no extra collective; a worker waits for it while it waits for the next model,
+  whose ``Ibcast`` it posts as soon as the state arrives (:meth:`Comm.post_next_iteration`),
+  so that a stalled worker still forwards the broadcast to the others.
 
-Both point-to-point messages start with the iteration, so the PS can recognise and drop
-anything that belongs to an earlier one. Point-to-point sends are nonblocking; their
+Every point-to-point message starts with the iteration (and a transmission with its
+round), so the receiver can recognise and drop anything that belongs to an earlier one. Point-to-point sends are nonblocking; their
 buffers are kept until the request completes, and :meth:`Comm.finish` waits for every
 one of them before the run ends.
 """
@@ -23,13 +30,20 @@ import time
 import numpy as np
 from mpi4py import MPI
 
+from mpigc.runtime.poll import Backoff
+
 TAG_PROGRESS = 11
 TAG_TRANSMIT = 12
+TAG_REENCODE = 13
 
 # Commands of the per-iteration broadcast. Workers leave the iteration loop on any command
-# but CONTINUE; CHECKPOINT_STOP is reserved for stopping at an iteration boundary with a
-# checkpoint (rank 0 writes it; the workers' side is the same as STOP).
+# but CONTINUE and CHECKPOINT. CHECKPOINT: rank 0 wrote a checkpoint before this iteration
+# (the workers carry on); CHECKPOINT_STOP: it wrote one and every rank stops now, without
+# the final evaluation (runtime/checkpoint.py).
 CONTINUE, STOP, CHECKPOINT_STOP = 0, 1, 2
+CHECKPOINT = 4
+# Stop after a non-finite gradient or loss: every rank exits with faults.EXIT_NONFINITE.
+NONFINITE_STOP = 3
 
 
 class Comm:
@@ -49,6 +63,12 @@ class Comm:
         self._status = MPI.Status()
         self.sent_progress = 0  # progress messages this rank sent (for the final flush)
         self.received_progress = np.zeros(self.size, dtype=np.int64)
+        # Counted so that finish() can receive every late vector and re-encode request.
+        self.sent_transmissions = 0
+        self.received_transmissions = np.zeros(self.size, dtype=np.int64)
+        self.sent_reencodes = np.zeros(self.size, dtype=np.int64)
+        self.received_reencodes = 0
+        self._next = None       # (request, buffer) of a model broadcast posted early
 
     # -- collectives -------------------------------------------------------------------
     def bcast_iteration(self, d, iteration=0, command=CONTINUE, w=None):
@@ -56,12 +76,36 @@ class Comm:
 
         ``w`` (length ``d``) is read on rank 0 only; other ranks get a fresh array.
         """
-        buf = np.empty(d + 2)
+        if self._next is not None:
+            (request, buf), self._next = self._next, None
+        else:
+            buf = np.empty(d + 2)
+            if self.rank == 0:
+                buf[0], buf[1] = iteration, command
+                buf[2:] = w
+            request = self.comm.Ibcast(buf, root=0)
         if self.rank == 0:
-            buf[0], buf[1] = iteration, command
-            buf[2:] = w
-        self.comm.Bcast(buf, root=0)
+            request.Wait()
+        else:
+            # Workers wait here while the PS decodes and logs: a blocking Bcast would poll
+            # MPI at full speed and, with more ranks than cores, take the PS's core.
+            backoff = Backoff()
+            while not request.Test():
+                backoff.wait()
         return int(buf[0]), int(buf[1]), buf[2:]
+
+    def post_next_iteration(self, d):
+        """Worker: post the receive of the next :meth:`bcast_iteration` now.
+
+        The next ``bcast_iteration`` completes this request instead of posting its own
+        (same collective order on every rank); :meth:`next_iteration_arrived` tests it.
+        """
+        buf = np.empty(d + 2)
+        self._next = (self.comm.Ibcast(buf, root=0), buf)
+
+    def next_iteration_arrived(self):
+        """Nonblocking test of the request of :meth:`post_next_iteration`."""
+        return self._next[0].Test()
 
     def bcast(self, array):
         """Blocking ``Bcast`` of a NumPy array from rank 0 (in place)."""
@@ -121,8 +165,8 @@ class Comm:
         request.Wait()
 
     # -- point to point ------------------------------------------------------------------
-    def _isend(self, buf, tag):
-        self._sends.append((self.comm.Isend(buf, dest=0, tag=tag), buf))
+    def _isend(self, buf, tag, dest=0):
+        self._sends.append((self.comm.Isend(buf, dest=dest, tag=tag), buf))
 
     def send_progress(self, iteration, count, seconds):
         """Nonblocking progress report to the PS: ``count`` chunks done in ``iteration``."""
@@ -133,11 +177,29 @@ class Comm:
         self.sent_progress += 1
         self.progress_sends()
 
-    def send_transmission(self, iteration, times, losses, y):
-        """Nonblocking transmission of the encoded vector ``y`` (with chunk times and losses)."""
-        buf = np.concatenate(([iteration, len(times), len(losses)], times, losses, y))
+    def send_transmission(self, iteration, times, losses, y, round_=1):
+        """Nonblocking transmission of the encoded vector ``y`` (with chunk times and losses)
+        for encode round ``round_`` of ``iteration``."""
+        buf = np.concatenate(([iteration, round_, len(times), len(losses)], times, losses, y))
         self._isend(buf, TAG_TRANSMIT)
+        self.sent_transmissions += 1
         self.progress_sends()
+
+    def send_reencode(self, worker_rank, iteration, round_, state, trigger):
+        """PS: ask ``worker_rank`` to encode again for the corrected ``state``."""
+        buf = np.concatenate(([iteration, round_, trigger], state)).astype(np.float64)
+        self._isend(buf, TAG_REENCODE, dest=worker_rank)
+        self.sent_reencodes[worker_rank] += 1
+
+    def poll_reencode(self):
+        """Worker: one pending re-encode request as ``(iteration, round, trigger, state)``,
+        or None (nonblocking)."""
+        got = self._poll(TAG_REENCODE, 0)
+        if got is None:
+            return None
+        self.received_reencodes += 1
+        buf = got[1]
+        return int(buf[0]), int(buf[1]), int(buf[2]), buf[3:].astype(np.int64)
 
     def progress_sends(self):
         """Forget the sends that have completed (their buffers can go)."""
@@ -160,35 +222,47 @@ class Comm:
             self.received_progress[got[0]] += 1
         return got
 
-    def poll_transmission(self):
+    def poll_transmission(self, source=MPI.ANY_SOURCE):
         """One pending transmission as ``(rank, array)``, or None (nonblocking)."""
-        return self._poll(TAG_TRANSMIT)
+        got = self._poll(TAG_TRANSMIT, source)
+        if got is not None:
+            self.received_transmissions[got[0]] += 1
+        return got
 
     @staticmethod
     def unpack_transmission(buf):
-        """``(iteration, chunk times, chunk losses, y)`` of a transmission message."""
-        n_times, n_losses = int(buf[1]), int(buf[2])
-        a = 3 + n_times
-        return int(buf[0]), buf[3:a], buf[a:a + n_losses], buf[a + n_losses:]
+        """``(iteration, round, chunk times, chunk losses, y)`` of a transmission."""
+        n_times, n_losses = int(buf[2]), int(buf[3])
+        a = 4 + n_times
+        return int(buf[0]), int(buf[1]), buf[4:a], buf[a:a + n_losses], buf[a + n_losses:]
 
     def finish(self):
-        """Collective end of the run: rank 0 receives every progress message still in
-        flight (their count comes from a gather), then every rank completes its sends."""
-        sent = self.comm.gather(self.sent_progress, root=0)
+        """Collective end of the run: rank 0 receives every progress message and late
+        vector still in flight, each worker every re-encode request (their counts come from
+        a gather and a scatter), then every rank completes its sends."""
+        sent = self.comm.gather((self.sent_progress, self.sent_transmissions), root=0)
         if self.rank == 0:
             for rank in range(1, self.size):
-                while self.received_progress[rank] < sent[rank]:
-                    got = self._poll(TAG_PROGRESS, rank)
-                    if got is None:
-                        time.sleep(1e-4)
-                    else:
-                        self.received_progress[rank] += 1
+                _drain(lambda: self.received_progress[rank] < sent[rank][0],
+                       lambda: self.poll_progress(rank))
+                _drain(lambda: self.received_transmissions[rank] < sent[rank][1],
+                       lambda: self.poll_transmission(rank))
+        reencodes = self.comm.scatter(self.sent_reencodes.tolist() if self.rank == 0 else None,
+                                      root=0)
+        _drain(lambda: self.received_reencodes < reencodes, self.poll_reencode)
         MPI.Request.Waitall([r for r, _ in self._sends])
         self._sends = []
         self.comm.Barrier()
 
     def abort(self, code=1):
         self.comm.Abort(code)
+
+
+def _drain(missing, poll):
+    """Call ``poll`` (a nonblocking receive) until ``missing()`` is False."""
+    while missing():
+        if poll() is None:
+            time.sleep(1e-4)
 
 
 def library_version():
