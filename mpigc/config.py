@@ -15,8 +15,7 @@ from mpigc.schemes import build_protocol, get_scheme
 from mpigc.stragglers import parse_stragglers
 
 # Options that belong to later features: refused rather than silently ignored.
-NOT_YET = (("resume", "--resume"), ("faults", "--faults"),
-           ("transmit_timeout", "--transmit-timeout"))
+NOT_YET = (("faults", "--faults"), ("transmit_timeout", "--transmit-timeout"))
 
 
 @dataclass(frozen=True)
@@ -46,6 +45,8 @@ class TrainConfig:
     row_block: int
     quiet: bool
     iteration_timeout: Optional[float]  # None: adaptive (see ParameterServer.limit)
+    checkpoint_every: int = 0   # 0: checkpoints only on SIGUSR1/SIGTERM
+    resume: Optional[str] = None  # directory of the checkpoint to continue from
 
     def protocol(self, n_workers):
         """The scheme's :class:`~mpigc.schemes.Protocol` for ``n_workers`` workers."""
@@ -89,21 +90,28 @@ def from_args(args):
     for attr, flag in NOT_YET:
         require(getattr(args, attr, None) is None,
                 f"{flag} is not supported by this version of mpigc train")
-    require(getattr(args, "checkpoint_every", 0) in (0, None),
-            "--checkpoint-every is not supported by this version of mpigc train")
+    every = getattr(args, "checkpoint_every", 0) or 0
+    require(every >= 0, f"--checkpoint-every must be >= 0, got {every}")
+    resume = getattr(args, "resume", None)
+    if resume is not None:
+        require(str(resume).strip() != "", "--resume must name a directory")
+    out = resume if args.out is None else args.out  # a resumed run writes where it was
+    require(every == 0 or out is not None,
+            f"--checkpoint-every {every} needs --out DIR (where the checkpoint goes)")
     get_scheme(args.scheme)
     require(args.iterations >= 1, f"--iterations must be at least 1, got {args.iterations}")
     require(args.row_block >= 1, f"--row-block must be at least 1, got {args.row_block}")
     require(args.seed >= 0, f"--seed must be >= 0, got {args.seed}")
-    if args.out is not None:
-        require(str(args.out).strip() != "", "--out must name a directory")
+    if out is not None:
+        require(str(out).strip() != "", "--out must name a directory")
     return TrainConfig(
         scheme=args.scheme, assignment=args.assignment, load=args.load, ell=args.ell,
         ordering=args.ordering, beta=args.beta, tolerance=args.tolerance,
         deadline=args.deadline, stragglers=args.stragglers, seed=args.seed, data=args.data,
         model=args.model, chunk_time=_finite(args.chunk_time, "--chunk-time"),
         iterations=args.iterations, optimizer=args.optimizer, lr=parse_lr(args.lr),
-        l2=_finite(args.l2, "--l2"), out=args.out, verify=bool(args.verify), dtype=args.dtype,
+        l2=_finite(args.l2, "--l2"), out=out, verify=bool(args.verify), dtype=args.dtype,
         row_block=args.row_block, quiet=bool(args.quiet),
         iteration_timeout=None if args.iteration_timeout is None else
-        _finite(args.iteration_timeout, "--iteration-timeout", strict=True))
+        _finite(args.iteration_timeout, "--iteration-timeout", strict=True),
+        checkpoint_every=every, resume=resume)

@@ -35,29 +35,42 @@ def clean(value):
     return value
 
 
-def _atomic(path, write):
-    """Write through ``write(file)`` into a temporary file next to ``path``, then rename."""
+def atomic_write(path, write, sync=False):
+    """Write through ``write(file)`` into a temporary file next to ``path``, then rename.
+
+    With ``sync`` the file is flushed to disk before the rename and the directory after it,
+    so the new contents survive a crash of the machine (checkpoints need this).
+    """
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", dir=directory)
     try:
         os.fchmod(fd, 0o666 & ~_UMASK)
         with os.fdopen(fd, "wb") as f:
             write(f)
+            if sync:
+                f.flush()
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+    if sync:
+        dir_fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
 
 
 def write_json(path, obj):
     """Atomically write ``obj`` as indented JSON."""
-    _atomic(path, lambda f: f.write((json.dumps(clean(obj), indent=2) + "\n").encode()))
+    atomic_write(path, lambda f: f.write((json.dumps(clean(obj), indent=2) + "\n").encode()))
 
 
 def write_npz(path, **arrays):
     """Atomically write an uncompressed ``.npz`` archive."""
-    _atomic(path, lambda f: np.savez(f, **arrays))
+    atomic_write(path, lambda f: np.savez(f, **arrays))
 
 
 def check_out_dir(path):
@@ -134,5 +147,22 @@ class RunLog:
             return
         self._part.close()
         write_npz(os.path.join(self.out, "model.npz"), **model)
-        os.replace(os.path.join(self.out, PARTIAL), os.path.join(self.out, "iterations.jsonl"))
+        self._publish()
         write_json(os.path.join(self.out, "summary.json"), summary)
+
+    def restore(self, lines, triggers):
+        """Continue a checkpointed run: its record lines (JSON text) come first in the
+        iterations file, and ``triggers`` (trigger -> iterations) counts them."""
+        self.triggers = dict(triggers)
+        if self._part is not None:
+            self._part.writelines(line.rstrip("\n") + "\n" for line in lines)
+            self._part.flush()
+
+    def suspend(self):
+        """The run stops at a checkpoint: publish ``iterations.jsonl`` so far (no summary)."""
+        if self._part is not None:
+            self._part.close()
+            self._publish()
+
+    def _publish(self):
+        os.replace(os.path.join(self.out, PARTIAL), os.path.join(self.out, "iterations.jsonl"))

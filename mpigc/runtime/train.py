@@ -27,6 +27,8 @@ objective. ``final_loss`` in summary.json is always exact (phase 3), and with ``
 every record also holds ``objective``, the exact objective at that point (NumPy, rank 0).
 """
 
+import os
+import signal
 import statistics
 import sys
 import time
@@ -38,7 +40,7 @@ from mpigc import config, models
 from mpigc.data import chunk_bounds, parse_data_spec, prepare_labels
 from mpigc.errors import UsageError
 from mpigc.optim import make_optimizer
-from mpigc.runtime import launch
+from mpigc.runtime import checkpoint, launch
 from mpigc.runtime.log import RunLog, check_out_dir
 
 # Power iteration for --lr auto: relative residual and step limit. The estimate returned
@@ -50,11 +52,16 @@ POWER_MAX_ITER = 500
 GRAM_MAX_D = 1000
 # Distinct labels a rank reports for the logistic label check (3 already prove a problem).
 LABEL_SAMPLE = 3
+# Tests only: rank 0 sends itself SIGUSR1 at the start of this iteration (a stop that
+# lands at a known iteration boundary).
+TEST_SIGNAL_ENV = "MPIGC_TEST_SIGNAL_AT_ITERATION"
 
 
 def main(args):
     """Entry point of ``mpigc train`` (every rank); returns the exit status."""
     cfg = config.from_args(args)
+    # Before MPI starts: from now on SIGUSR1/SIGTERM only ask for a checkpoint-and-stop.
+    stop = checkpoint.StopRequest().install()
     source = parse_data_spec(cfg.data, model=cfg.model)
     from mpigc.runtime import comm as mpicomm  # initialises MPI
 
@@ -67,7 +74,7 @@ def main(args):
     protocol = cfg.protocol(n)
     stragglers = cfg.straggler_model(n)
     bounds = chunk_bounds(source.n_rows, protocol.assignment.n_chunks)
-    job = Job(comm, mpicomm, cfg, source, protocol, stragglers, bounds)
+    job = Job(comm, mpicomm, cfg, source, protocol, stragglers, bounds, stop)
     try:
         error = job.setup()
     except BaseException:  # noqa: BLE001 - a failing rank must end the job
@@ -91,8 +98,10 @@ def _abort(comm):
 class Job:
     """One training run on one rank (see the module docstring)."""
 
-    def __init__(self, comm, mpicomm, cfg, source, protocol, stragglers, bounds):
+    def __init__(self, comm, mpicomm, cfg, source, protocol, stragglers, bounds, stop=None):
         self.comm, self.mpi, self.cfg = comm, mpicomm, cfg
+        self.stop = checkpoint.StopRequest() if stop is None else stop
+        self.resumed, self.previous = None, []  # rank 0 with --resume: Checkpoint, records
         self.source, self.protocol, self.stragglers = source, protocol, stragglers
         self.bounds = np.asarray(bounds)
         self.n = protocol.n_workers
@@ -113,6 +122,8 @@ class Job:
         error, labels = None, []
         try:
             if comm.rank == 0:
+                if cfg.resume is not None:
+                    self._load_checkpoint()
                 if cfg.out is not None:
                     error = check_out_dir(cfg.out)
                 if error is None and cfg.verify:
@@ -184,8 +195,24 @@ class Job:
         return 1.0 / models.lipschitz_bound(cfg.model, sq, cfg.l2)
 
     # -- the run -----------------------------------------------------------------------
+    def _load_checkpoint(self):
+        """Rank 0 with --resume: the checkpoint, if it fits this run (else UsageError)."""
+        cfg = self.cfg
+        ck = checkpoint.load(cfg.resume)
+        checkpoint.check_fingerprint(ck.fingerprint,
+                                     checkpoint.fingerprint(cfg, self.comm.size), cfg.resume)
+        if ck.iteration > cfg.iterations:
+            raise UsageError(f"checkpoint in {cfg.resume} is at iteration {ck.iteration}, "
+                             f"past --iterations {cfg.iterations}")
+        self.resumed = ck
+        self.previous = checkpoint.previous_records(cfg.resume, ck.iteration)
+
     def run(self):
-        lr = self._lr()
+        # A resumed run keeps the step size it was started with (no --lr auto again).
+        if self.cfg.resume is None:
+            lr = self._lr()
+        else:
+            lr = None if self.resumed is None else self.resumed.lr
         if self.comm.rank == 0:
             self._run_root(lr)
         else:
@@ -219,9 +246,12 @@ class Job:
         self.comm.barrier()
         while True:
             iteration, command, w = self.comm.bcast_iteration(self.d)
-            if command != self.mpi.CONTINUE:
+            if command not in (self.mpi.CONTINUE, self.mpi.CHECKPOINT):
                 break
             engine.iterate(iteration, w)
+        if command == self.mpi.CHECKPOINT_STOP:
+            self.comm.finish()
+            return
         loss, correct = self.data.evaluate(self.cfg.model, self._owned(), w)
         self.comm.reduce_sum(np.array([loss, correct], dtype=np.float64))
         self.comm.finish()
@@ -232,13 +262,40 @@ class Job:
         opt = make_optimizer(cfg.optimizer, lr, np.zeros(self.d),
                              mu=cfg.l2 if cfg.optimizer == "nesterov" else 0.0)
         log = RunLog(cfg.out, cfg.iterations, quiet=cfg.quiet)
+        durations, errors, stale, before, starts = [], [], 0, 0.0, [0]
+        ck = self.resumed
+        if ck is not None:
+            opt.load_state_dict(ck.optimizer)
+            durations, errors, stale = list(ck.durations), list(ck.grad_rel_err), ck.stale
+            before, starts = ck.elapsed_s, ck.starts + [ck.iteration]
+            log.restore(self.previous, ck.triggers)
+            for seconds in durations:
+                engine.record(seconds)
+        signal_at = int(os.environ.get(TEST_SIGNAL_ENV, -1))
         comm.barrier()
         started = time.perf_counter()
-        durations, errors, stale = [], [], 0
-        for t in range(cfg.iterations):
+        for t in range(starts[-1], cfg.iterations):
             w = np.array(opt.point(), dtype=np.float64)
+            if t == signal_at:
+                signal.raise_signal(signal.SIGUSR1)
+            command = self._command(t, starts[-1])
+            if command != self.mpi.CONTINUE and cfg.out is not None:
+                checkpoint.save(cfg.out, checkpoint.Checkpoint(
+                    iteration=t, lr=lr, optimizer=opt.state_dict(),
+                    fingerprint=checkpoint.fingerprint(cfg, comm.size), durations=durations,
+                    grad_rel_err=errors, stale=stale, triggers=log.triggers,
+                    elapsed_s=before + time.perf_counter() - started, starts=starts))
+            if command == self.mpi.CHECKPOINT_STOP:
+                comm.bcast_iteration(self.d, t, command, w)
+                log.suspend()
+                comm.finish()
+                print(f"mpigc: checkpoint at iteration {t} written to {cfg.out}; resume with "
+                      f"--resume {cfg.out}" if cfg.out is not None else
+                      f"mpigc: stopped by signal at iteration {t}; no checkpoint written "
+                      f"(no --out DIR)", flush=True)
+                return
             t0 = time.perf_counter()
-            comm.bcast_iteration(self.d, t, self.mpi.CONTINUE, w)
+            comm.bcast_iteration(self.d, t, command, w)
             got = engine.gather(t, w)
             grad = got.grad + cfg.l2 * w
             opt.update(grad)
@@ -258,7 +315,7 @@ class Job:
                 "state": got.state, "loss": got.data_loss + 0.5 * cfg.l2 * float(w @ w),
                 "grad_rel_err": err, "objective": objective, "chunk_times": got.chunk_times,
                 "recovered_fraction": got.recovered, "stale_messages": got.stale})
-        total = time.perf_counter() - started
+        total = before + time.perf_counter() - started
         w_final = np.array(opt.w, dtype=np.float64)
         comm.bcast_iteration(self.d, cfg.iterations, self.mpi.STOP, w_final)
         loss_sum, correct = comm.reduce_sum(np.zeros(2))
@@ -267,6 +324,7 @@ class Job:
         accuracy = correct / self.n_rows if cfg.model == "logistic" else None
         summary = self._summary(durations, total, final_loss, accuracy, errors, lr, stale,
                                 log.triggers)
+        summary["run_starts"] = starts  # iteration at which each resumed segment began
         log.finish(summary, {"w": w_final, "model": cfg.model, "scheme": cfg.scheme,
                              "iterations": cfg.iterations, "lr": lr, "l2": cfg.l2,
                              "optimizer": cfg.optimizer, "n_features": self.d})
@@ -276,6 +334,17 @@ class Job:
             print(f"mpigc: {cfg.scheme} with {self.n} workers: {cfg.iterations} iterations, "
                   f"mean {summary['mean_iteration_s']:.4f} s/iteration, final loss "
                   f"{final_loss:.8g}{acc}{where}", flush=True)
+
+    def _command(self, t, first):
+        """Rank 0's command at the boundary before iteration ``t`` (``first``: where this
+        process started): stop with a checkpoint after a signal, checkpoint every
+        ``--checkpoint-every`` iterations, else continue."""
+        every = self.cfg.checkpoint_every
+        if self.stop.requested:
+            return self.mpi.CHECKPOINT_STOP
+        if every and t % every == 0 and t != first:
+            return self.mpi.CHECKPOINT
+        return self.mpi.CONTINUE
 
     def _summary(self, durations, total, final_loss, accuracy, errors, lr, stale, triggers):
         cfg, p = self.cfg, self.protocol
