@@ -11,11 +11,9 @@ from dataclasses import asdict, dataclass
 from typing import Optional
 
 from mpigc.errors import UsageError, require
+from mpigc.runtime.faults import FaultPlan
 from mpigc.schemes import build_protocol, get_scheme
 from mpigc.stragglers import parse_stragglers
-
-# Options that belong to later features: refused rather than silently ignored.
-NOT_YET = (("faults", "--faults"), ("transmit_timeout", "--transmit-timeout"))
 
 
 @dataclass(frozen=True)
@@ -47,12 +45,21 @@ class TrainConfig:
     iteration_timeout: Optional[float]  # None: adaptive (see ParameterServer.limit)
     checkpoint_every: int = 0   # 0: checkpoints only on SIGUSR1/SIGTERM
     resume: Optional[str] = None  # directory of the checkpoint to continue from
+    faults: Optional[str] = None  # --faults SPEC (mpigc.runtime.faults)
+    transmit_timeout: Optional[float] = None  # None: adaptive (ParameterServer.transmit_limit)
 
     def protocol(self, n_workers):
         """The scheme's :class:`~mpigc.schemes.Protocol` for ``n_workers`` workers."""
         return build_protocol(self.scheme, n_workers, assignment=self.assignment, load=self.load,
                               ell=self.ell, ordering=self.ordering, seed=self.seed,
                               beta=self.beta, tolerance=self.tolerance, deadline=self.deadline)
+
+    def fault_plan(self, n_workers):
+        """The :class:`~mpigc.runtime.faults.FaultPlan`, checked against ``n_workers``."""
+        plan = FaultPlan(self.faults).check_workers(n_workers)
+        require(not plan or self.scheme != "allreduce", f"--faults {self.faults}: allreduce "
+                f"has no parameter server to survive them")
+        return plan
 
     def straggler_model(self, n_workers):
         model = parse_stragglers(self.stragglers, n_workers, self.seed)
@@ -87,9 +94,6 @@ def parse_lr(text):
 
 def from_args(args):
     """Validate the ``train`` arguments (pure: no MPI, no data read) into a TrainConfig."""
-    for attr, flag in NOT_YET:
-        require(getattr(args, attr, None) is None,
-                f"{flag} is not supported by this version of mpigc train")
     every = getattr(args, "checkpoint_every", 0) or 0
     require(every >= 0, f"--checkpoint-every must be >= 0, got {every}")
     resume = getattr(args, "resume", None)
@@ -114,4 +118,6 @@ def from_args(args):
         row_block=args.row_block, quiet=bool(args.quiet),
         iteration_timeout=None if args.iteration_timeout is None else
         _finite(args.iteration_timeout, "--iteration-timeout", strict=True),
-        checkpoint_every=every, resume=resume)
+        checkpoint_every=every, resume=resume, faults=FaultPlan(args.faults).spec or None,
+        transmit_timeout=None if getattr(args, "transmit_timeout", None) is None else
+        _finite(args.transmit_timeout, "--transmit-timeout", strict=True))

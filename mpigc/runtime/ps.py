@@ -5,6 +5,14 @@ stops when the scheme's trigger fires, when the deadline of approximate mode pas
 when the iteration cannot finish (a safety timeout, see :meth:`ParameterServer.limit`).
 It then broadcasts the state, receives one vector from every worker the state counts,
 and decodes. Every message carries its iteration; anything older is dropped.
+
+A worker the state counts that has not sent its vector within the transmit timeout (see
+:meth:`ParameterServer.transmit_limit`) is dropped: its entry of the state is set to 0 and,
+when the scheme's trigger still fires on that corrected state, every other counted worker
+is asked (point to point) to encode again for it, a second round, and the gradient stays
+exact. When it does not fire, an iteration that is approximate anyway (deadline mode, or
+the safety timeout fired) does the same round and decodes approximately; an exact one
+waits for the late workers. Vectors of an earlier round or iteration are discarded.
 """
 
 import collections
@@ -24,6 +32,11 @@ TRIGGERS = ("exact", "deadline", "timeout")
 TIMEOUT_FACTOR = 10.0
 TIMEOUT_FLOOR = 1.0
 TIMEOUT_WINDOW = 50  # the median is over this many recent iterations
+# Transmit timeout (see ParameterServer.transmit_limit): a counted worker whose vector has
+# not arrived max(TRANSMIT_FLOOR, TRANSMIT_FACTOR x median iteration time) after the state
+# broadcast is dropped (encoding is cheap, so even a short wait means a stalled worker).
+TRANSMIT_FACTOR = 5.0
+TRANSMIT_FLOOR = 0.5
 
 
 @dataclass
@@ -36,7 +49,11 @@ class Gathered:
     trigger: str                # "exact", "deadline", "timeout" (or "allreduce")
     recovered: float            # fraction of chunks recovered exactly
     chunk_times: list = field(default_factory=list)  # per worker, seconds of each chunk
-    stale: int = 0              # messages of earlier iterations dropped
+    stale: int = 0              # messages of earlier iterations (or rounds) dropped
+    dropped: list = field(default_factory=list)  # workers dropped by the transmit timeout
+    rounds: int = 1             # encode rounds
+    waited: bool = False        # exact mode waited past the transmit timeout
+    nonfinite: object = None    # first worker whose vector or loss was not finite
 
 
 class ParameterServer:
@@ -51,13 +68,18 @@ class ParameterServer:
     d : int
     timeout : float or None
         Fixed safety timeout in seconds, or None for the adaptive one of :meth:`limit`.
+    transmit_timeout : float or None
+        Fixed transmit timeout in seconds, or None for the adaptive one of
+        :meth:`transmit_limit`.
     """
 
-    def __init__(self, comm, protocol, chunk_rows, d, timeout=None):
+    def __init__(self, comm, protocol, chunk_rows, d, timeout=None, transmit_timeout=None):
         self.comm, self.protocol, self.d = comm, protocol, d
         self.chunk_rows = np.asarray(chunk_rows)
         self.timeout = timeout
+        self.transmit_timeout = transmit_timeout
         self.tracker = protocol.new_tracker()
+        self.check = protocol.new_tracker()  # the trigger on a corrected state
         self.durations = collections.deque(maxlen=TIMEOUT_WINDOW)
         self.orderings = protocol.assignment.orderings
 
@@ -75,6 +97,24 @@ class ParameterServer:
         median = statistics.median(self.durations) if self.durations else 0.0
         scale = max(median, first_report or 0.0)
         return max(TIMEOUT_FLOOR, TIMEOUT_FACTOR * scale) if scale > 0 else math.inf
+
+    def transmit_limit(self, to_broadcast):
+        """Seconds after the state broadcast after which a missing vector's worker is dropped.
+
+        The fixed ``transmit_timeout`` when one was given; otherwise TRANSMIT_FACTOR times
+        the median duration of the recent iterations (in the first one: the time it took
+        to reach the broadcast, ``to_broadcast``), at least TRANSMIT_FLOOR seconds.
+        """
+        if self.transmit_timeout is not None:
+            return self.transmit_timeout
+        scale = statistics.median(self.durations) if self.durations else to_broadcast
+        return max(TRANSMIT_FLOOR, TRANSMIT_FACTOR * scale)
+
+    def _fires(self, state):
+        """The scheme's trigger on ``state`` (a fresh tracker fed the whole state)."""
+        self.check.reset()
+        self.check.report_all(state)
+        return self.protocol.fired(self.check)
 
     def gather(self, iteration, w):
         """Run the PS side of ``iteration`` (the model is already broadcast)."""
@@ -114,31 +154,78 @@ class ParameterServer:
                 backoff.wait((deadline if deadline is not None else limit) - elapsed)
         state = tracker.state
         request, _ = comm.post_state(n, state, TRIGGERS.index(trigger))
-        transmissions, chunk_loss = {}, {}
+        res = self._receive(iteration, state, trigger, start, times)
+        comm.wait(request)
+        grad, recovered = protocol.decode(res.state, res.transmissions, self.d)
+        rows = sum(int(self.chunk_rows[j]) for j in res.chunk_loss)
+        data_loss = math.fsum(res.chunk_loss.values()) / rows if rows else float("nan")
+        return Gathered(grad, data_loss, res.state, res.trigger, recovered, times,
+                        stale + res.stale, res.dropped, res.rounds, res.waited, res.nonfinite)
+
+    def _receive(self, iteration, state, trigger, start, times):
+        """Receive the vectors of the broadcast ``state``, in as many rounds as it takes."""
+        protocol, comm = self.protocol, self.comm
+        got = _Rounds(state, trigger)
         pending = set(protocol.senders(state).tolist())
-        backoff.reset()
+        limit = self.transmit_limit(time.perf_counter() - start)
+        round_start = time.perf_counter()
+        backoff = Backoff()
         while pending:
-            got = comm.poll_transmission()
-            if got is None:
-                backoff.wait()
+            message = comm.poll_transmission()
+            if message is None:
+                late = time.perf_counter() - round_start
+                if got.waited or late < limit:
+                    backoff.wait(None if got.waited else limit - late)
+                    continue
+                corrected = got.state.copy()
+                corrected[sorted(pending)] = 0
+                fires = self._fires(corrected)
+                if not (fires or got.trigger != "exact" or protocol.deadline is not None):
+                    got.waited = True  # exact mode: only the late workers can complete it
+                    continue
+                if not fires and got.trigger == "exact":
+                    got.trigger = "deadline"
+                got.next_round(corrected, pending)
+                pending = set(protocol.senders(corrected).tolist())
+                for i in sorted(pending):
+                    comm.send_reencode(i + 1, iteration, got.rounds, corrected,
+                                       TRIGGERS.index(got.trigger))
+                round_start = time.perf_counter()
+                backoff.reset()
                 continue
             backoff.reset()
-            worker = got[0] - 1
-            it, chunk_times, losses, y = comm.unpack_transmission(got[1])
-            if it != iteration:
-                stale += 1
+            worker = message[0] - 1
+            it, rnd, chunk_times, losses, y = comm.unpack_transmission(message[1])
+            if it != iteration or rnd != got.rounds or worker not in pending:
+                got.stale += 1
                 continue
-            transmissions[worker] = y
+            got.transmissions[worker] = y
             times[worker] = chunk_times.tolist()
             for j, loss in zip(self.orderings[worker], losses):
-                chunk_loss[j] = loss
+                got.chunk_loss[j] = loss
+            if got.nonfinite is None and not (np.isfinite(y).all() and np.isfinite(losses).all()):
+                got.nonfinite = worker
             pending.discard(worker)
-        comm.wait(request)
-        grad, recovered = protocol.decode(state, transmissions, self.d)
-        rows = sum(int(self.chunk_rows[j]) for j in chunk_loss)
-        data_loss = math.fsum(chunk_loss.values()) / rows if rows else float("nan")
-        return Gathered(grad, data_loss, state, trigger, recovered, times, stale)
+        return got
 
     def record(self, seconds):
         """Duration of a finished iteration (for the safety timeout)."""
         self.durations.append(seconds)
+
+
+class _Rounds:
+    """The receiving side of one iteration: state, transmissions and what happened."""
+
+    def __init__(self, state, trigger):
+        self.state, self.trigger = np.array(state), trigger
+        self.transmissions, self.chunk_loss = {}, {}
+        self.dropped, self.rounds, self.waited, self.stale = [], 1, False, 0
+        self.nonfinite = None
+
+    def next_round(self, corrected, late):
+        """Drop the ``late`` workers: vectors of the old state no longer decode."""
+        self.dropped.extend(sorted(late))
+        self.state = corrected
+        self.rounds += 1
+        self.transmissions, self.chunk_loss = {}, {}
+        self.nonfinite = None

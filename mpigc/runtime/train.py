@@ -41,6 +41,7 @@ from mpigc.data import chunk_bounds, parse_data_spec, prepare_labels
 from mpigc.errors import UsageError
 from mpigc.optim import make_optimizer
 from mpigc.runtime import checkpoint, launch
+from mpigc.runtime.faults import EXIT_NONFINITE
 from mpigc.runtime.log import RunLog, check_out_dir
 
 # Power iteration for --lr auto: relative residual and step limit. The estimate returned
@@ -82,7 +83,7 @@ def main(args):
     if error is not None:
         raise UsageError(error)
     try:
-        job.run()
+        return job.run() or 0
     except BaseException:  # noqa: BLE001
         _abort(comm)
     return 0
@@ -105,6 +106,7 @@ class Job:
         self.source, self.protocol, self.stragglers = source, protocol, stragglers
         self.bounds = np.asarray(bounds)
         self.n = protocol.n_workers
+        self.faults = cfg.fault_plan(self.n)  # checked here, before any communication
         self.d = source.n_features
         self.n_rows = source.n_rows
         self.allreduce = protocol.scheme.name == "allreduce"
@@ -214,9 +216,8 @@ class Job:
         else:
             lr = None if self.resumed is None else self.resumed.lr
         if self.comm.rank == 0:
-            self._run_root(lr)
-        else:
-            self._run_worker()
+            return self._run_root(lr)
+        return self._run_worker()
 
     def _engine_worker(self):
         from mpigc.runtime.worker import ChunkRunner, Worker
@@ -228,7 +229,8 @@ class Job:
 
             return AllreduceWorker(self.comm, self.worker, self.worker, runner, self.stragglers,
                                    self.n, self.d)
-        return Worker(self.comm, self.protocol, self.worker, runner, self.stragglers, self.d)
+        return Worker(self.comm, self.protocol, self.worker, runner, self.stragglers, self.d,
+                      self.faults)
 
     def _engine_root(self):
         if self.allreduce:
@@ -238,7 +240,7 @@ class Job:
         from mpigc.runtime.ps import ParameterServer
 
         return ParameterServer(self.comm, self.protocol, np.diff(self.bounds), self.d,
-                               self.cfg.iteration_timeout)
+                               self.cfg.iteration_timeout, self.cfg.transmit_timeout)
 
     def _run_worker(self):
         engine = self._engine_worker()
@@ -255,6 +257,7 @@ class Job:
         loss, correct = self.data.evaluate(self.cfg.model, self._owned(), w)
         self.comm.reduce_sum(np.array([loss, correct], dtype=np.float64))
         self.comm.finish()
+        return EXIT_NONFINITE if command == self.mpi.NONFINITE_STOP else None
 
     def _run_root(self, lr):
         cfg, comm = self.cfg, self.comm
@@ -272,6 +275,7 @@ class Job:
             for seconds in durations:
                 engine.record(seconds)
         signal_at = int(os.environ.get(TEST_SIGNAL_ENV, -1))
+        failure = None  # message of a non-finite gradient or loss (the run stops)
         comm.barrier()
         started = time.perf_counter()
         for t in range(starts[-1], cfg.iterations):
@@ -298,7 +302,11 @@ class Job:
             comm.bcast_iteration(self.d, t, command, w)
             got = engine.gather(t, w)
             grad = got.grad + cfg.l2 * w
-            opt.update(grad)
+            if got.nonfinite is None:
+                opt.update(grad)
+            else:  # keep the model before this iteration, stop after logging it
+                failure = (f"non-finite gradient or loss from worker {got.nonfinite} in "
+                           f"iteration {t}")
             duration = time.perf_counter() - t0
             engine.record(duration)
             durations.append(duration)
@@ -314,10 +322,14 @@ class Job:
                 "iteration": t, "duration_s": duration, "trigger": got.trigger,
                 "state": got.state, "loss": got.data_loss + 0.5 * cfg.l2 * float(w @ w),
                 "grad_rel_err": err, "objective": objective, "chunk_times": got.chunk_times,
-                "recovered_fraction": got.recovered, "stale_messages": got.stale})
+                "recovered_fraction": got.recovered, "stale_messages": got.stale,
+                "dropped": got.dropped, "rounds": got.rounds, "waited": got.waited})
+            if failure is not None:
+                break
         total = before + time.perf_counter() - started
         w_final = np.array(opt.w, dtype=np.float64)
-        comm.bcast_iteration(self.d, cfg.iterations, self.mpi.STOP, w_final)
+        comm.bcast_iteration(self.d, cfg.iterations, self.mpi.STOP if failure is None else
+                             self.mpi.NONFINITE_STOP, w_final)
         loss_sum, correct = comm.reduce_sum(np.zeros(2))
         comm.finish()
         final_loss = loss_sum / self.n_rows + 0.5 * cfg.l2 * float(w_final @ w_final)
@@ -325,9 +337,15 @@ class Job:
         summary = self._summary(durations, total, final_loss, accuracy, errors, lr, stale,
                                 log.triggers)
         summary["run_starts"] = starts  # iteration at which each resumed segment began
+        summary["error"] = failure
         log.finish(summary, {"w": w_final, "model": cfg.model, "scheme": cfg.scheme,
                              "iterations": cfg.iterations, "lr": lr, "l2": cfg.l2,
                              "optimizer": cfg.optimizer, "n_features": self.d})
+        if failure is not None:
+            kept = (f"last good model kept in {os.path.join(cfg.out, 'model.npz')}"
+                    if cfg.out else "no --out DIR: the model was not kept")
+            print(f"mpigc: error: {failure}; {kept}", file=sys.stderr, flush=True)
+            return EXIT_NONFINITE
         if not cfg.quiet:
             acc = "" if accuracy is None else f", accuracy {accuracy:.4f}"
             where = f"; wrote {cfg.out}" if cfg.out else ""

@@ -5,6 +5,11 @@ the Numba kernel in blocks of ``row_block`` rows; between blocks, and while it s
 injected delay in slices of :data:`SLEEP_SLICE` seconds, it tests the ``Ibcast`` of the
 state. When the state arrives it drops unfinished work at once and encodes the chunks
 that the *broadcast* state counts (never its own later count).
+
+Right after the state arrives it posts the receive of the next model broadcast, then
+waits for it while it answers re-encode requests of the PS (a second encode round after
+the PS dropped a stalled worker; the vectors are encoded again from the gradients the
+worker still holds). Injected faults (:mod:`mpigc.runtime.faults`) act here.
 """
 
 import math
@@ -13,6 +18,7 @@ import time
 import numpy as np
 
 from mpigc import kernels
+from mpigc.runtime.faults import FaultPlan
 from mpigc.runtime.poll import Backoff
 
 SLEEP_SLICE = 1e-3  # seconds between two tests of the state signal while a delay is slept
@@ -133,11 +139,13 @@ class Worker:
     stragglers : mpigc.stragglers.StragglerModel
     d : int
         Model dimension.
+    faults : mpigc.runtime.faults.FaultPlan, optional
     """
 
-    def __init__(self, comm, protocol, worker, runner, stragglers, d):
+    def __init__(self, comm, protocol, worker, runner, stragglers, d, faults=None):
         self.comm, self.protocol, self.worker = comm, protocol, worker
         self.runner, self.stragglers = runner, stragglers
+        self.d, self.faults = d, faults if faults is not None else FaultPlan()
         self.order = list(protocol.assignment.orderings[worker])
         self.n = protocol.n_workers
         self.grads = np.zeros((len(self.order), d))
@@ -154,6 +162,8 @@ class Worker:
             return signalled[0]
 
         factor = self.stragglers.factors(iteration)[self.worker]
+        if self.faults.fails(self.worker, iteration):
+            factor = math.inf
         times, losses, reported = [], [], 0
         if not math.isinf(factor):
             for k, chunk in enumerate(self.order):
@@ -171,12 +181,33 @@ class Worker:
         while not interrupted():
             comm.progress_sends()
             backoff.wait()
-        state = buf[:self.n]
+        comm.post_next_iteration(self.d)
+        stall = self.faults.stall_seconds(self.worker, iteration)
+        if stall:
+            # A stalled worker still makes MPI progress: the collectives reach the others.
+            until = time.perf_counter() + stall
+            while time.perf_counter() < until:
+                comm.next_iteration_arrived()
+                time.sleep(min(SLEEP_SLICE, max(0.0, until - time.perf_counter())))
+        self._transmit(iteration, buf[:self.n], times, losses, 1)
+        backoff.reset()
+        while not comm.next_iteration_arrived():
+            request = comm.poll_reencode()
+            if request is None:
+                backoff.wait()
+            elif request[0] == iteration:
+                self._transmit(iteration, request[3], times, losses, request[1])
+                backoff.reset()
+
+    def _transmit(self, iteration, state, times, losses, round_):
+        """Encode and send this worker's vector for ``state`` (nothing when it counts 0)."""
         s = int(state[self.worker])
         if s > len(times):
             raise RuntimeError(f"worker {self.worker}: broadcast state counts {s} chunks in "
                                f"iteration {iteration}, only {len(times)} were finished")
         if s > 0:
             grads = {self.order[k]: self.grads[k] for k in range(s)}
-            y = protocol.encode(self.worker, state, grads)
-            comm.send_transmission(iteration, times, losses[:s], y)
+            y = self.protocol.encode(self.worker, state, grads)
+            if self.faults.corrupts(self.worker, iteration):
+                y = np.full_like(y, np.nan)
+            self.comm.send_transmission(iteration, times, losses[:s], y, round_)

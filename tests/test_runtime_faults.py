@@ -1,0 +1,177 @@
+"""Faults inside an iteration (``--faults``): a worker that stalls after the state signal
+(dropped, second encode round, or waited for), a worker that lags many iterations, one
+that fails every iteration, a non-finite vector (the run stops with the last good model).
+
+Runs use 5 workers (6 ranks), small data and ``--verify``, so every iteration's gradient
+is checked against NumPy's exact one. Worker 2 is rank 3, a leaf of MPICH's binomial
+broadcast tree for 6 ranks, so its stall delays nobody else's broadcasts.
+"""
+
+import json
+
+import numpy as np
+import pytest
+
+from mpigc.errors import UsageError
+from mpigc.runtime.faults import EXIT_NONFINITE, FaultPlan
+from mpiutil import run_cli, run_mpi
+
+EXACT = 1e-10
+DATA = "synthetic:n=500,d=6,seed=3"
+BASE = ["mpigc", "train", "--data", DATA, "--verify", "--quiet", "--load", "3"]
+
+
+def _train(tmp_path, *args, ranks=6, timeout=90):
+    out = tmp_path / "out"
+    res = run_mpi(ranks, BASE + ["--out", out, *map(str, args)], timeout=timeout)
+    return res, out
+
+
+def _records(out):
+    return [json.loads(line) for line in (out / "iterations.jsonl").read_text().splitlines()]
+
+
+def _ok(res):
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-3000:]
+
+
+# -- the grammar (no MPI) --------------------------------------------------------------------
+def test_fault_plan_answers_by_worker_and_iteration():
+    plan = FaultPlan("stall:worker=3,iteration=5,seconds=2.5+fail:worker=1,iteration=2-4"
+                     "+nan:worker=0+stall:worker=3,seconds=1")
+    assert plan.stall_seconds(3, 5) == 3.5 and plan.stall_seconds(3, 6) == 1.0
+    assert plan.stall_seconds(2, 5) == 0
+    assert [plan.fails(1, t) for t in range(6)] == [False, False, True, True, True, False]
+    assert plan.corrupts(0, 0) and plan.corrupts(0, 10 ** 6) and not plan.corrupts(1, 0)
+    assert not FaultPlan(None) and not FaultPlan("")
+    assert plan.check_workers(4) is plan
+    with pytest.raises(UsageError, match="worker 3 does not exist"):
+        plan.check_workers(3)
+
+
+@pytest.mark.parametrize("spec, fragment", [
+    ("crash:worker=1", "unknown fault 'crash'"),
+    ("stall:worker=1", "missing seconds"),
+    ("stall:worker=x,seconds=1", "worker='x' is not an integer"),
+    ("stall:worker=1,seconds=-2", "seconds must be a positive"),
+    ("stall:worker=1,seconds=nan", "seconds must be a positive"),
+    ("fail:worker=1,iteration=5-2", "empty iteration range"),
+    ("fail:worker=1,every=2", "unknown key 'every'"),
+    ("nan:worker=1,worker=2", "worker given twice"),
+    ("nan:worker=-1", "worker must be >= 0"),
+    ("nan:worker=1++fail:worker=2", "empty fault"),
+    ("fail:worker", "expected key=value"),
+])
+def test_malformed_faults_name_the_bad_part(spec, fragment):
+    with pytest.raises(UsageError, match=fragment.replace("(", r"\(")):
+        FaultPlan(spec)
+
+
+def test_malformed_faults_are_refused_before_mpi():
+    res = run_cli(["train", "--faults", "stall:worker=1,seconds=0"], timeout=60)
+    assert res.returncode == 2 and res.stderr.count("\n") == 1
+    assert "seconds must be a positive" in res.stderr
+
+
+def test_fault_on_a_missing_worker_stops_every_rank():
+    res = run_mpi(4, ["mpigc", "train", "--data", DATA, "--faults", "fail:worker=3"],
+                  timeout=60)
+    assert res.returncode == 2, res.stderr
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and "worker 3 does not exist (the run has 3 workers" in lines[0]
+
+
+# -- a stalled worker ------------------------------------------------------------------------
+def test_stall_with_decodable_remainder_takes_a_second_round(tmp_path):
+    # Workers 1 and 2 both start with chunk 2, so once the trigger fires (chunk 1 covered
+    # at position 2, 0.2 s) worker 2 is redundant: the PS drops it and re-encodes.
+    orders = tmp_path / "orders.txt"
+    orders.write_text("0 1 2\n2 1 3\n2 3 4\n3 4 0\n4 0 1\n")
+    res, out = _train(tmp_path, "--ordering", orders, "--chunk-time", 0.1, "--iterations", 5,
+                      "--transmit-timeout", 0.3, "--faults",
+                      "stall:worker=2,iteration=2,seconds=1.5")
+    _ok(res)
+    rec = _records(out)
+    stalled = rec[2]
+    assert stalled["dropped"] == [2] and stalled["rounds"] == 2
+    assert stalled["state"][2] == 0 and stalled["trigger"] == "exact"
+    assert stalled["recovered_fraction"] == 1.0
+    assert max(r["grad_rel_err"] for r in rec) <= EXACT
+    assert [r["rounds"] for r in rec[:2]] == [1, 1]
+    # The stalled worker's round-1 vector arrived later and was discarded.
+    assert sum(r["stale_messages"] for r in rec[2:]) >= 1
+
+
+def test_stall_without_decodable_remainder_exact_mode_waits(tmp_path):
+    # Optimal ordering: at the trigger every chunk is covered once; nobody can be dropped.
+    res, out = _train(tmp_path, "--chunk-time", 0.01, "--iterations", 5,
+                      "--transmit-timeout", 0.2, "--faults",
+                      "stall:worker=2,iteration=2,seconds=1")
+    _ok(res)
+    rec = _records(out)
+    assert rec[2]["waited"] and rec[2]["dropped"] == [] and rec[2]["rounds"] == 1
+    assert rec[2]["duration_s"] >= 0.9
+    assert not any(r["waited"] for i, r in enumerate(rec) if i != 2)
+    assert max(r["grad_rel_err"] for r in rec) <= EXACT
+
+
+@pytest.fixture(scope="module")
+def deadline_lag(tmp_path_factory):
+    """psgc in deadline mode; worker 2 stalls 1.5 s in iteration 2 (many iterations), in
+    which workers 0 and 1 fail, so that worker 2 alone holds chunk 2 there."""
+    tmp = tmp_path_factory.mktemp("lag")
+    res, out = _train(tmp, "--chunk-time", 0.01, "--iterations", 60, "--deadline", 5,
+                      "--transmit-timeout", 0.2, "--faults",
+                      "stall:worker=2,iteration=2,seconds=1.5+fail:worker=0,iteration=2"
+                      "+fail:worker=1,iteration=2")
+    _ok(res)
+    return _records(out)
+
+
+def test_stall_without_decodable_remainder_deadline_mode_is_approximate(deadline_lag):
+    stalled = deadline_lag[2]
+    assert stalled["dropped"] == [2] and stalled["rounds"] == 2
+    assert stalled["trigger"] == "deadline" and stalled["state"][2] == 0
+    # Chunk 2 (held only by worker 2 there) is lost: the decode projects the rest.
+    assert 0 < stalled["recovered_fraction"] <= 0.8
+    assert stalled["grad_rel_err"] > 1e-3
+
+
+def test_lagging_worker_is_left_out_then_rejoins_without_stale_data(deadline_lag):
+    after = deadline_lag[3:]
+    absent = [r for r in after if r["state"][2] == 0]
+    assert len(absent) >= 5, [r["state"] for r in after]  # it lagged several iterations
+    assert any(r["state"][2] > 0 for r in after[len(absent):])  # and came back
+    assert all(r["trigger"] == "exact" and r["rounds"] == 1 for r in after)
+    assert max(r["grad_rel_err"] for r in after) <= EXACT
+    assert len(deadline_lag) == 60 and [r["iteration"] for r in deadline_lag] == list(range(60))
+
+
+@pytest.mark.parametrize("scheme", ["psgc", "gc"])
+def test_worker_that_fails_every_iteration(tmp_path, scheme):
+    res, out = _train(tmp_path, "--scheme", scheme, "--chunk-time", 0.005,
+                      "--iterations", 12, "--faults", "fail:worker=3")
+    _ok(res)
+    rec = _records(out)
+    assert len(rec) == 12 and all(r["state"][3] == 0 for r in rec)
+    assert all(r["trigger"] == "exact" for r in rec)
+    assert max(r["grad_rel_err"] for r in rec) <= EXACT
+
+
+# -- a non-finite vector ---------------------------------------------------------------------
+def test_nonfinite_vector_stops_the_run_and_keeps_the_last_good_model(tmp_path):
+    res, out = _train(tmp_path, "--iterations", 10, "--faults", "nan:worker=1,iteration=3")
+    assert res.returncode == EXIT_NONFINITE, res.stderr[-3000:]
+    lines = res.stderr.strip().splitlines()
+    assert lines == [f"mpigc: error: non-finite gradient or loss from worker 1 in iteration 3;"
+                     f" last good model kept in {out / 'model.npz'}"]
+    rec = _records(out)
+    assert [r["iteration"] for r in rec] == [0, 1, 2, 3]
+    summary = json.loads((out / "summary.json").read_text())
+    assert "worker 1 in iteration 3" in summary["error"]
+    # Independent reference: the same run without the fault, stopped after 3 iterations.
+    ref_res = run_mpi(6, BASE + ["--out", tmp_path / "ref", "--iterations", 3], timeout=60)
+    _ok(ref_res)
+    w = np.load(out / "model.npz")["w"]
+    np.testing.assert_allclose(w, np.load(tmp_path / "ref" / "model.npz")["w"], rtol=1e-9,
+                               atol=1e-12)
