@@ -17,7 +17,10 @@ Rank 0 is the parameter server (PS) and ranks 1..N are workers. A run has three 
    messages. Rank 0 writes the outputs.
 
 Any exception other than agreed bad input prints its traceback and aborts the whole job:
-a failing rank never leaves the others waiting.
+a failing rank never leaves the others waiting. A non-finite vector or chunk loss received
+by the PS stops the run after that iteration: the model before it is kept (``--out``),
+rank 0 prints one line naming the iteration and the worker, and every rank exits with
+status 3 (:data:`mpigc.runtime.faults.EXIT_NONFINITE`; 2 is bad input).
 
 The logged ``loss`` of an iteration is the objective at the point where the gradient was
 evaluated, from the chunk losses the workers sent with their vectors. When an iteration
