@@ -58,8 +58,8 @@ def test_out_that_is_a_file_is_refused(tmp_path):
     _one_line_exit_2(res, "not a directory")
 
 
-@pytest.mark.parametrize("option", [["--resume", "x"], ["--faults", "x"]])
-def test_unsupported_options_are_refused(option):
+@pytest.mark.parametrize("option", [["--faults", "bogus"], ["--checkpoint-every", "5"]])
+def test_bad_fault_and_checkpoint_options_are_refused(option):
     _one_line_exit_2(run_mpi(3, ["mpigc", "train", *option], timeout=60), option[0])
 
 

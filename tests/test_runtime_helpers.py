@@ -113,7 +113,8 @@ def _args(**over):
     (dict(l2=-1.0), "--l2"),
     (dict(row_block=0), "--row-block"),
     (dict(iteration_timeout=0.0), "--iteration-timeout"),
-    (dict(resume="somewhere"), "--resume"),
+    (dict(checkpoint_every=-1), "--checkpoint-every"),
+    (dict(faults="bogus"), "--faults"),
 ])
 def test_config_rejects_bad_options(over, match):
     from mpigc import config
