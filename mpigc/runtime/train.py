@@ -16,6 +16,14 @@ Rank 0 is the parameter server (PS) and ranks 1..N are workers. A run has three 
    objective and the training accuracy at it (each chunk once) and every rank drains its
    messages. Rank 0 writes the outputs.
 
+Checkpoints (:mod:`~mpigc.runtime.checkpoint`). Every rank turns SIGUSR1/SIGTERM into a
+flag before MPI starts. At each iteration boundary rank 0 broadcasts CHECKPOINT (every
+``--checkpoint-every`` iterations: it has written DIR/checkpoint.npz, all carry on) or,
+after a signal, CHECKPOINT_STOP (checkpoint written, every rank exits 0 without the final
+evaluation). ``--resume DIR``: rank 0 reads the checkpoint and checks its configuration
+during set-up (a mismatch is agreed bad input); the saved step size replaces ``--lr auto``
+and the loop continues at the saved iteration, appending to the iterations file.
+
 Any exception other than agreed bad input prints its traceback and aborts the whole job:
 a failing rank never leaves the others waiting. A non-finite vector or chunk loss received
 by the PS stops the run after that iteration: the model before it is kept (``--out``),
