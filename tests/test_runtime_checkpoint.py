@@ -169,7 +169,7 @@ def test_config_checks_checkpoint_options():
     assert cfg("--resume", "d").out == "d"
     assert cfg("--resume", "d", "--out", "e").out == "e"
     fp = checkpoint.fingerprint(cfg("--ell", "2", "--iterations", "7", "--out", "x"), 5)
-    assert fp["ell"] == 2 and fp["world_size"] == 5
+    assert fp["ell"] == 2 and fp["world_size"] == 5 and fp["faults"] is None
     assert not {"iterations", "out", "resume", "quiet", "checkpoint_every"} & set(fp)
 
 

@@ -38,11 +38,12 @@ from mpigc.runtime.log import PARTIAL, atomic_write
 FILENAME = "checkpoint.npz"
 FORMAT = "mpigc-checkpoint-1"
 # Options that change the trajectory (not --iterations, --out, --resume, --quiet,
-# --checkpoint-every, --verify, --iteration-timeout). File-valued options (assignment,
-# ordering, trace stragglers, data) are compared by name, not by contents.
+# --checkpoint-every, --verify, and not the safety timeouts --iteration-timeout and
+# --transmit-timeout). File-valued options (assignment, ordering, trace stragglers, data)
+# are compared by name, not by contents.
 FINGERPRINT_OPTIONS = ("scheme", "assignment", "load", "ell", "ordering", "seed", "beta",
-                       "tolerance", "deadline", "stragglers", "chunk_time", "data", "model",
-                       "optimizer", "lr", "l2", "dtype", "row_block")
+                       "tolerance", "deadline", "stragglers", "faults", "chunk_time", "data",
+                       "model", "optimizer", "lr", "l2", "dtype", "row_block")
 WORLD = "world_size"
 STOP_SIGNALS = (signal.SIGUSR1, signal.SIGTERM)
 
