@@ -9,6 +9,7 @@ broadcast tree for 6 ranks, so its stall delays nobody else's broadcasts.
 
 import itertools
 import json
+import time
 
 import numpy as np
 import pytest
@@ -176,3 +177,95 @@ def test_nonfinite_vector_stops_the_run_and_keeps_the_last_good_model(tmp_path):
     w = np.load(out / "model.npz")["w"]
     np.testing.assert_allclose(w, np.load(tmp_path / "ref" / "model.npz")["w"], rtol=1e-9,
                                atol=1e-12)
+
+
+# -- the PS's rounds, without MPI (deterministic) ----------------------------------------------
+class _FakeComm:
+    """The PS's side of :class:`mpigc.runtime.comm.Comm`, with workers that encode at once.
+
+    ``late`` workers send their round-1 vector only ``delay`` seconds after the broadcast.
+    """
+
+    def __init__(self, protocol, grads, counts, late, delay):
+        self.protocol, self.grads, self.late, self.delay = protocol, grads, late, delay
+        self.progress = [(i + 1, np.array([0.0, c])) for i, c in enumerate(counts)]
+        self.queue, self.held, self.reencodes = [], [], []
+
+    def _vector(self, worker, state, round_):
+        s = int(state[worker])
+        order = self.protocol.assignment.orderings[worker]
+        y = self.protocol.encode(worker, state, {j: self.grads[j] for j in order[:s]})
+        return worker + 1, np.concatenate(([0, round_, 0, s], np.zeros(s), y))
+
+    def poll_progress(self):
+        return self.progress.pop(0) if self.progress else None
+
+    def post_state(self, n, state, trigger):
+        self.sent_at = time.perf_counter()
+        for i in self.protocol.senders(state):
+            (self.held if i in self.late else self.queue).append(self._vector(i, state, 1))
+        return None, None
+
+    def wait(self, request):
+        pass
+
+    def poll_transmission(self):
+        if self.held and time.perf_counter() - self.sent_at >= self.delay:
+            self.queue.append(self.held.pop(0))
+        return self.queue.pop(0) if self.queue else None
+
+    @staticmethod
+    def unpack_transmission(buf):
+        s = int(buf[3])
+        return int(buf[0]), int(buf[1]), buf[4:4], buf[4:4 + s], buf[4 + s:]
+
+    def send_reencode(self, rank, iteration, round_, state, trigger):
+        self.reencodes.append((rank, round_))
+        self.queue.append(self._vector(rank - 1, state, round_))
+
+
+def _ps_round(late, deadline=None, delay=0.3):
+    from mpigc.runtime.ps import ParameterServer
+    from mpigc.schemes import build_protocol
+
+    protocol = build_protocol("psgc", 6, load=3, ell=2, ordering="natural", seed=1,
+                              deadline=deadline)
+    rng = np.random.default_rng(7)
+    grads = rng.standard_normal((6, 11))
+    comm = _FakeComm(protocol, grads, [3] * 6, late, delay)
+    ps = ParameterServer(comm, protocol, np.full(6, 10), 11, transmit_timeout=0.05)
+    return ps.gather(0, np.zeros(11)), grads, comm
+
+
+# Chunk j is held by workers j-2, j-1, j (mod 6); the trigger (every chunk covered twice)
+# fires on the report of worker 4, so the broadcast state is [3, 3, 3, 3, 3, 0].
+def test_ps_drops_a_late_worker_and_reencodes_exactly():
+    got, grads, comm = _ps_round(late={2})
+    assert got.dropped == [2] and got.rounds == 2 and not got.waited
+    assert got.state.tolist() == [3, 3, 0, 3, 3, 0]
+    assert sorted(comm.reencodes) == [(r, 2) for r in (1, 2, 4, 5)]
+    np.testing.assert_allclose(got.grad, grads.sum(axis=0), rtol=1e-12, atol=1e-12)
+    assert got.trigger == "exact"
+
+
+def test_ps_waits_in_exact_mode_when_the_rest_cannot_decode():
+    # ell = 2 and load 3: dropping two neighbours leaves a chunk covered once.
+    got, grads, comm = _ps_round(late={2, 3})
+    assert got.waited and got.dropped == [] and got.rounds == 1 and not comm.reencodes
+    np.testing.assert_allclose(got.grad, grads.sum(axis=0), rtol=1e-12, atol=1e-12)
+
+
+def test_ps_decodes_approximately_in_deadline_mode():
+    got, grads, comm = _ps_round(late={2, 3}, deadline=10.0)
+    assert got.dropped == [2, 3] and got.rounds == 2 and got.trigger == "deadline"
+    # Chunks 3, 4, 5 are left with one processor each: projected, not recovered.
+    assert got.state.tolist() == [3, 3, 0, 0, 3, 0]
+    assert got.recovered == pytest.approx(3 / 6)
+    # SPEC section 3 by brute force: each chunk's ell blocks projected onto the span of
+    # its processors' beta columns (d = 11 padded to 12, blocks of 6).
+    beta = comm.protocol.code.beta
+    expected = np.zeros(12)
+    for j, S in enumerate([[0, 4], [0, 1], [0, 1], [1], [4], [4]]):
+        blocks = np.pad(grads[j], (0, 1)).reshape(2, 6)
+        expected += (beta[:, S] @ np.linalg.pinv(beta[:, S]) @ blocks).ravel()
+    np.testing.assert_allclose(got.grad, expected[:11], rtol=1e-10, atol=1e-12)
