@@ -90,6 +90,15 @@ ORDER_WORDS = _text("order.txt", "0 one\n1 0\n")
 ORDER_FOREIGN = _text("order.txt", "0 5\n1 0\n")            # chunk 5 does not exist
 ORDER_SHORT = _text("order.txt", "0 1\n")                   # one line, two workers
 OUT_FILE = _text("outfile", "keep me\n")
+BAD_CHECKPOINT = _all(_dir("ck"), _text("ck/checkpoint.npz", "not an archive\n"))
+
+
+def CHECKPOINT_ELL_1(tmp):
+    """A real checkpoint of a 2-worker psgc run with --load 2 --ell 1 in tmp/ck."""
+    res = run_mpi(3, ["mpigc", "train", "--data", SMALL, "--load", "2", "--ell", "1",
+                      "--iterations", "2", "--checkpoint-every", "1", "--out", tmp / "ck",
+                      "--quiet"], timeout=TIMEOUT, env={"OMP_NUM_THREADS": "1"})
+    assert res.returncode == 0 and (tmp / "ck" / "checkpoint.npz").exists(), res.stderr
 
 
 # Bug (runtime/train.py Job.setup + runtime/log.py check_out_dir): rank 0 creates --out
@@ -144,6 +153,44 @@ CASES = [
          setup=_all(NARROW, WIDE)),
     case("features-differ-svm", ["train", "--data", "narrow.npz+narrow.svm:features=2"],
          r"narrow\.svm|features", setup=_all(NARROW, SVM_NARROW)),
+    # -- faults, timeouts and checkpoints (options checked before MPI starts)
+    case("faults-unknown-kind", ["train", "--faults", "crash:worker=1"],
+         r"--faults 'crash:worker=1': unknown fault 'crash'"),
+    case("faults-stall-without-seconds", ["train", "--faults", "stall:worker=1"],
+         r"--faults 'stall:worker=1': missing seconds"),
+    case("faults-stall-zero-seconds", ["train", "--faults", "stall:worker=0,seconds=0"],
+         r"seconds must be a positive finite number, got '0'"),
+    case("faults-stall-negative-seconds", ["train", "--faults", "stall:worker=0,seconds=-2"],
+         r"seconds must be a positive finite number, got '-2'"),
+    case("faults-reversed-range", ["train", "--faults", "fail:worker=1,iteration=5-2"],
+         r"empty iteration range '5-2'"),
+    case("faults-worker-not-integer", ["train", "--faults", "fail:worker=x"],
+         r"worker='x' is not an integer"),
+    case("faults-unknown-key", ["train", "--faults", "nan:worker=1,when=3"],
+         r"unknown key 'when' for nan"),
+    case("faults-empty-join", ["train", "--faults", "fail:worker=1+"], r"empty fault between '\+'"),
+    case("faults-worker-out-of-range", ["train", "--data", SMALL, "--faults", "fail:worker=5"],
+         r"worker 5 does not exist \(the run has 1 workers", ranks=2),
+    case("transmit-timeout-zero", ["train", "--transmit-timeout", "0"],
+         r"--transmit-timeout must be a finite number > 0, got 0"),
+    case("transmit-timeout-negative", ["train", "--transmit-timeout", "-1"],
+         r"--transmit-timeout must be a finite number > 0, got -1"),
+    case("checkpoint-every-negative", ["train", "--checkpoint-every", "-1"],
+         r"--checkpoint-every must be >= 0, got -1"),
+    case("checkpoint-every-without-out", ["train", "--checkpoint-every", "2", "--out", ""],
+         r"--checkpoint-every 2 needs --out DIR|--out must name a directory"),
+    case("resume-without-checkpoint", ["train", "--data", SMALL, "--resume", "empty"],
+         r"--resume empty: no checkpoint", ranks=2, setup=_dir("empty")),
+    case("resume-damaged-checkpoint", ["train", "--data", SMALL, "--resume", "ck"],
+         r"--resume ck: .*checkpoint\.npz is not a valid checkpoint", ranks=2, setup=BAD_CHECKPOINT),
+    case("resume-other-ell", ["train", "--data", SMALL, "--load", "2", "--ell", "2",
+                              "--iterations", "4", "--resume", "ck"],
+         r"checkpoint in ck was written with --ell 1, this run has --ell 2", ranks=3,
+         setup=CHECKPOINT_ELL_1),
+    case("resume-other-world", ["train", "--data", SMALL, "--load", "2", "--ell", "1",
+                                "--iterations", "4", "--resume", "ck"],
+         r"checkpoint in ck was written with .*3 MPI ranks.*4 MPI ranks|--load|--ordering",
+         ranks=4, setup=CHECKPOINT_ELL_1),
     # -- world size and scheme settings (need the world size: mpiexec)
     case("world-plain-process", ["train", "--data", SMALL], r"at least 2 MPI ranks .*got 1"),
     case("world-mpiexec-1", ["train", "--data", SMALL], r"at least 2 MPI ranks .*got 1", ranks=MPI1),
@@ -257,7 +304,7 @@ def test_bad_input(request, tmp_path, argv, match, ranks, setup):
     if setup is not None:
         setup(tmp_path)
     argv = list(argv)
-    if argv[:1] == ["train"] and "--out" not in argv:
+    if argv[:1] == ["train"] and "--out" not in argv and "--resume" not in argv:
         argv += ["--out", "run"]  # must not be created: nothing is left behind
     before = _snapshot(tmp_path)
     env = {"OMP_NUM_THREADS": "1"}
