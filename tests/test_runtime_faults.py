@@ -69,6 +69,16 @@ def test_malformed_faults_name_the_bad_part(spec, fragment):
         FaultPlan(spec)
 
 
+def test_allreduce_refuses_faults():
+    from mpigc import config
+    from mpigc.cli import build_parser
+
+    args = build_parser().parse_args(["train", "--scheme", "allreduce", "--faults",
+                                      "fail:worker=0"])
+    with pytest.raises(UsageError, match="allreduce has no parameter server"):
+        config.from_args(args).fault_plan(4)
+
+
 def test_malformed_faults_are_refused_before_mpi():
     res = run_cli(["train", "--faults", "stall:worker=1,seconds=0"], timeout=60)
     assert res.returncode == 2 and res.stderr.count("\n") == 1
