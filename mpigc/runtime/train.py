@@ -71,22 +71,21 @@ TEST_SIGNAL_ENV = "MPIGC_TEST_SIGNAL_AT_ITERATION"
 
 def main(args):
     """Entry point of ``mpigc train`` (every rank); returns the exit status."""
-    cfg = config.from_args(args)
     # Before MPI starts: from now on SIGUSR1/SIGTERM only ask for a checkpoint-and-stop.
     stop = checkpoint.StopRequest().install()
-    source = parse_data_spec(cfg.data, model=cfg.model)
     from mpigc.runtime import comm as mpicomm  # initialises MPI
 
     comm = mpicomm.world()
-    launch.check_world_size(comm.size)
-    if comm.size < 2:
-        raise UsageError(f"mpigc train needs at least 2 MPI ranks (a parameter server and a "
-                         f"worker), got {comm.size}; run it under mpiexec -n N+1")
-    n = comm.size - 1
-    protocol = cfg.protocol(n)
-    stragglers = cfg.straggler_model(n)
-    bounds = chunk_bounds(source.n_rows, protocol.assignment.n_chunks)
-    job = Job(comm, mpicomm, cfg, source, protocol, stragglers, bounds, stop)
+    # Validation reads files (data, trace, assignment): a rank that cannot see one must not
+    # leave the others waiting, so the verdict is agreed before any other communication.
+    error = job = None
+    try:
+        job = _prepare(args, comm, mpicomm, stop)
+    except UsageError as exc:
+        error = str(exc)
+    error = comm.agree(error)
+    if error is not None:
+        raise UsageError(error)
     try:
         error = job.setup()
     except BaseException:  # noqa: BLE001 - a failing rank must end the job
@@ -98,6 +97,21 @@ def main(args):
     except BaseException:  # noqa: BLE001
         _abort(comm)
     return 0
+
+
+def _prepare(args, comm, mpicomm, stop):
+    """Validate the options against the world and the data; the :class:`Job` of this rank."""
+    launch.check_world_size(comm.size)
+    cfg = config.from_args(args)
+    if comm.size < 2:
+        raise UsageError(f"mpigc train needs at least 2 MPI ranks (a parameter server and a "
+                         f"worker), got {comm.size}; run it under mpiexec -n N+1")
+    source = parse_data_spec(cfg.data, model=cfg.model)
+    n = comm.size - 1
+    protocol = cfg.protocol(n)
+    stragglers = cfg.straggler_model(n)
+    bounds = chunk_bounds(source.n_rows, protocol.assignment.n_chunks)
+    return Job(comm, mpicomm, cfg, source, protocol, stragglers, bounds, stop)
 
 
 def _abort(comm):
