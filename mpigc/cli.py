@@ -38,7 +38,10 @@ def add_protocol_options(p):
     g.add_argument("--deadline", type=float, default=None, metavar="T",
                    help="approximate mode: decode at time T after the iteration starts "
                         "(seconds in train; chunk times in simulate)")
-    g.add_argument("--stragglers", default="none", metavar="SPEC")
+    g.add_argument("--stragglers", default="none", metavar="SPEC",
+                   help="none | exp:mean=M | shifted-exp:shift=A,rate=R | pareto:alpha=A | "
+                        "bimodal:p=P,slowdown=K | persistent:frac=F,slowdown=K | fail:p=P | "
+                        "trace:FILE, joined with '+'")
     g.add_argument("--seed", type=int, default=0)
 
 
@@ -49,19 +52,29 @@ def build_parser():
 
     t = sub.add_parser("train", help="distributed training (run under mpiexec)")
     add_protocol_options(t)
-    t.add_argument("--data", default=None, metavar="SPEC")
+    t.add_argument("--data", default=None, metavar="SPEC",
+                   help="synthetic:n=ROWS,d=COLS[,density=F][,seed=S] | FILE.npz | "
+                        "FILE.svm/.libsvm/.txt (default: synthetic:n=20000,d=100)")
     t.add_argument("--model", default="logistic", choices=("logistic", "linear"))
-    t.add_argument("--chunk-time", type=float, default=0.0, metavar="SECONDS")
+    t.add_argument("--chunk-time", type=float, default=0.0, metavar="SECONDS",
+                   help="nominal chunk time; straggler factors multiply max(this, compute time)")
     t.add_argument("--iterations", type=int, default=50, metavar="K")
     t.add_argument("--optimizer", default="gd", choices=("gd", "nesterov"))
     t.add_argument("--lr", default="auto", metavar="ETA|auto")
     t.add_argument("--l2", type=float, default=1e-4, metavar="LAMBDA")
     t.add_argument("--out", default=None, metavar="DIR")
     t.add_argument("--verify", action="store_true")
-    t.add_argument("--resume", default=None, metavar="DIR")
-    t.add_argument("--checkpoint-every", type=int, default=0, metavar="K")
-    t.add_argument("--faults", default=None, metavar="SPEC")
-    t.add_argument("--transmit-timeout", type=float, default=None, metavar="SECONDS")
+    t.add_argument("--resume", default=None, metavar="DIR",
+                   help="continue from DIR/checkpoint.npz (same configuration required)")
+    t.add_argument("--checkpoint-every", type=int, default=0, metavar="K",
+                   help="checkpoint every K iterations (0: only on SIGUSR1/SIGTERM)")
+    t.add_argument("--faults", default=None, metavar="SPEC",
+                   help="inject faults: stall:worker=W,seconds=S[,iteration=I|A-B] | "
+                        "fail:worker=W[,iteration=...] | nan:worker=W[,iteration=...], "
+                        "joined with '+'")
+    t.add_argument("--transmit-timeout", type=float, default=None, metavar="SECONDS",
+                   help="drop a worker whose vector is this late (default: max(0.5 s, "
+                        "5 x the median iteration time))")
     t.add_argument("--dtype", default="float64", choices=("float64", "float32"))
     t.add_argument("--row-block", type=int, default=256, metavar="ROWS",
                    help="rows between checks of the encode-and-transmit signal")
