@@ -112,6 +112,17 @@ def build_parser():
     bs.add_argument("--collect", default=None, metavar="DIR",
                     help="only aggregate runs already in DIR/<scheme>-ranks-<n>/ (from a Slurm sweep)")
 
+    bt = bsub.add_parser("stragglers", help="psgc vs gc and uncoded under stragglers, and "
+                                            "the runtime's overhead over the protocol")
+    bt.add_argument("--json", action="store_true")
+    bt.add_argument("--workers", type=int, default=8)
+    bt.add_argument("--load", type=int, default=3)
+    bt.add_argument("--stragglers", default="bimodal:p=0.25,slowdown=8")
+    bt.add_argument("--chunk-time", type=float, default=0.02)
+    bt.add_argument("--iterations", type=int, default=30)
+    bt.add_argument("--seed", type=int, default=0)
+    bt.add_argument("--out", default=None, metavar="DIR", help="keep the runs in DIR")
+
     sub.add_parser("warmup", help="compile every Numba kernel into the cache")
     return parser
 
@@ -122,6 +133,7 @@ _HANDLERS = {
     "simulate": "mpigc.sim.cli:main",
     ("bench", "kernels"): "mpigc.bench.kernels:main",
     ("bench", "scaling"): "mpigc.bench.scaling:main",
+    ("bench", "stragglers"): "mpigc.bench.stragglers:main",
     "warmup": "mpigc.kernels:warmup_main",
 }
 

@@ -11,12 +11,10 @@ of the loss (minus the optimum SciPy finds) against wall-clock time per scheme.
 """
 
 import argparse
-import json
-import os
-import signal
-import subprocess
 import sys
 from pathlib import Path
+
+from mpigc.bench import jobs
 
 SCHEMES = ("psgc", "gc", "uncoded", "ignore-stragglers", "allreduce")
 STRAGGLERS = "bimodal:p=0.25,slowdown=8"
@@ -25,39 +23,13 @@ L2 = 1e-4
 RUN_TIMEOUT = 120  # seconds per training run: a hung run must not hang the job
 
 
-def mpiexec():
-    """The mpiexec next to this interpreter (the mpich wheel's), else the one on PATH."""
-    local = Path(sys.executable).with_name("mpiexec")
-    return str(local) if local.exists() else "mpiexec"
-
-
-def run(cmd, timeout):
-    """Run ``cmd`` in its own process group; kill the group on timeout. Returns stderr."""
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.communicate()
-        raise SystemExit(f"mpigc demo: timed out after {timeout} s: {' '.join(cmd)}")
-    if proc.returncode != 0:
-        sys.stderr.write(out[-2000:] + err[-4000:])
-        raise SystemExit(f"mpigc demo: failed with status {proc.returncode}: {' '.join(cmd)}")
-    return err
-
-
 def train(scheme, out, iterations, workers, seed):
-    cmd = [mpiexec(), "-n", str(workers + 1), sys.executable, "-m", "mpigc", "train",
-           "--model", "logistic", "--scheme", scheme, "--stragglers", STRAGGLERS,
-           "--chunk-time", str(CHUNK_TIME), "--iterations", str(iterations),
-           "--seed", str(seed), "--l2", str(L2), "--verify", "--out", str(out), "--quiet"]
+    args = ["--model", "logistic", "--scheme", scheme, "--stragglers", STRAGGLERS,
+            "--chunk-time", CHUNK_TIME, "--iterations", iterations, "--seed", seed,
+            "--l2", L2, "--verify"]
     if scheme in ("psgc", "gc"):
-        cmd += ["--load", "3", "--ell", "1"]
-    run(cmd, RUN_TIMEOUT)
-    summary = json.loads((out / "summary.json").read_text())
-    records = [json.loads(line) for line in (out / "iterations.jsonl").read_text().splitlines()]
-    return summary, records
+        args += ["--load", 3, "--ell", 1]
+    return jobs.train(workers + 1, args, out, RUN_TIMEOUT)
 
 
 def table(results):
@@ -124,13 +96,17 @@ def main(argv=None):
     args = p.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    run([sys.executable, "-m", "mpigc", "warmup"], RUN_TIMEOUT)
+    jobs.run([sys.executable, "-m", "mpigc", "warmup"], RUN_TIMEOUT)
     print(f"mpigc demo: logistic regression, {args.workers} workers, cyclic load 3, "
           f"stragglers {STRAGGLERS}, chunk time {CHUNK_TIME} s, {args.iterations} iterations, "
           f"seed {args.seed}", flush=True)
     results = {}
     for scheme in SCHEMES:
-        results[scheme] = train(scheme, out / scheme, args.iterations, args.workers, args.seed)
+        try:
+            results[scheme] = train(scheme, out / scheme, args.iterations, args.workers,
+                                    args.seed)
+        except jobs.JobFailed as exc:
+            raise SystemExit(f"mpigc demo: {scheme}: {exc}") from None
         print(f"  {scheme:<18} done: mean {results[scheme][0]['mean_iteration_s']:.4f} "
               f"s/iteration", flush=True)
     text = table(results)

@@ -81,15 +81,14 @@ def test_psgc_exact_for_every_ell(ell, uncoded, tmp_path):
                                rtol=1e-9, atol=0)
 
 
-def test_psgc_uses_partial_work_and_beats_uncoded(tmp_path):
-    """With chunk time dominating, psgc waits for less than the slowest worker."""
+def test_psgc_uses_partial_work(tmp_path):
+    """Under stragglers psgc decodes from workers that finished only part of their chunks
+    (how much faster that is, is measured by ``mpigc bench stragglers``)."""
     common = ["--data", SMALL, "--iterations", 6, "--chunk-time", 0.01,
               "--stragglers", "bimodal:p=0.3,slowdown=6"]
     psgc, records = train(4, ["--scheme", "psgc"] + common, tmp_path / "p")
-    uncoded, _ = train(4, ["--scheme", "uncoded"] + common, tmp_path / "u")
     assert any(0 < s < 3 for r in records for s in r["state"])
     assert psgc["max_grad_rel_err"] is None
-    assert psgc["mean_iteration_s"] < 0.8 * uncoded["mean_iteration_s"]
 
 
 def test_ignore_stragglers_rescales_what_it_got(tmp_path):

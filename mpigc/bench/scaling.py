@@ -9,12 +9,10 @@ the figure measures the machine, not mpigc.
 
 import csv
 import json
-import os
 import shlex
-import subprocess
-import sys
 from pathlib import Path
 
+from mpigc.bench import jobs
 from mpigc.errors import UsageError, require
 from mpigc.runtime import launch
 
@@ -33,11 +31,11 @@ def run_dir(root, scheme, n):
     return Path(root) / f"{scheme}-ranks-{n}"
 
 
-def train_args(scheme, n_ranks, data, iterations, out):
+def train_args(scheme, n_ranks, data, iterations):
     """Arguments of the ``mpigc train`` run measured at ``n_ranks`` ranks."""
     n_workers = n_ranks - 1
     args = ["train", "--scheme", scheme, "--data", data, "--iterations", str(iterations),
-            "--stragglers", "none", "--out", str(out), "--quiet"]
+            "--stragglers", "none"]
     if scheme not in ("allreduce", "uncoded", "ignore-stragglers"):
         # Without stragglers psgc's trigger fires after one chunk per worker whatever the
         # load (optimal ordering), so the load only changes what is read at start-up.
@@ -47,11 +45,8 @@ def train_args(scheme, n_ranks, data, iterations, out):
 
 def run_point(launcher, scheme, n_ranks, data, iterations, root):
     out = run_dir(root, scheme, n_ranks)
-    cmd = shlex.split(launcher.format(n=n_ranks)) + [sys.executable, "-m", "mpigc"]
-    cmd += train_args(scheme, n_ranks, data, iterations, out)
-    res = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
-    if res.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed ({res.returncode}):\n{res.stderr[-2000:]}")
+    args = train_args(scheme, n_ranks, data, iterations)
+    jobs.train(n_ranks, args, out, timeout=1800, launcher=launcher)
     return out
 
 
@@ -113,7 +108,7 @@ def main(args):
     if not args.collect:
         ranks = parse_ranks(args.ranks)
         schemes = [s.strip() for s in args.schemes.split(",") if s.strip()]
-        launcher = args.launcher or f"{shlex.quote(_mpiexec())} -n {{n}}"
+        launcher = args.launcher or f"{shlex.quote(launch.mpiexec_path())} -n {{n}}"
         require("{n}" in launcher, f"--launcher must contain {{n}}, got {launcher!r}")
         root.mkdir(parents=True, exist_ok=True)
         for n in ranks:
@@ -132,7 +127,3 @@ def main(args):
                   f"{r['speedup']:>9.2f}{r['efficiency']:>7.2f}{flag}")
     return 0
 
-
-def _mpiexec():
-    local = Path(sys.executable).with_name("mpiexec")
-    return str(local) if local.exists() else os.environ.get("MPIEXEC", "mpiexec")

@@ -126,3 +126,12 @@ def check_world_size(size, env=None):
             f"MPI reports a world of {size} rank(s) but {via} started {announced} tasks: "
             f"mpi4py's MPI library does not match the launcher (under Slurm use "
             f"'srun --mpi=pmi2' or 'pmix', or mpiexec from the same MPI as mpi4py)")
+
+
+def mpiexec_path():
+    """The ``mpiexec`` beside this interpreter (the mpich wheel's), else $MPIEXEC or PATH's."""
+    import sys
+    from pathlib import Path
+
+    local = Path(sys.executable).with_name("mpiexec")
+    return str(local) if local.exists() else os.environ.get("MPIEXEC", "mpiexec")
