@@ -5,7 +5,8 @@
 #   MPIGC_VENV      virtualenv to activate (default: $MPIGC_HOME/.venv; "none" to skip)
 #   MPIGC_LAUNCHER  srun | mpiexec  (default: srun when inside a Slurm allocation)
 #   MPIGC_SRUN_MPI  PMI plugin for srun --mpi (default: pmi2; pmix on newer clusters)
-#   MPIGC_CACHE     Numba cache directory (default: job-local, $MPIGC_HOME/.mpigc-cache/job-$SLURM_JOB_ID)
+#   MPIGC_CACHE     Numba cache directory (default: job-local, in the submit directory:
+#                   .mpigc-cache/job-$SLURM_JOB_ID)
 
 set -euo pipefail
 
@@ -29,7 +30,7 @@ export NUMBA_NUM_THREADS=$threads OMP_NUM_THREADS=$threads OPENBLAS_NUM_THREADS=
 
 # A job-local Numba cache, warmed once before any rank starts: ranks then load compiled
 # kernels instead of compiling them all at once in the first iteration.
-export NUMBA_CACHE_DIR=${MPIGC_CACHE:-$MPIGC_HOME/.mpigc-cache/job-${SLURM_JOB_ID:-local}}
+export NUMBA_CACHE_DIR=${MPIGC_CACHE:-${SLURM_SUBMIT_DIR:-$PWD}/.mpigc-cache/job-${SLURM_JOB_ID:-local}}
 mkdir -p "$NUMBA_CACHE_DIR"
 mpigc warmup
 
