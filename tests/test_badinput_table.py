@@ -79,6 +79,7 @@ SVM_ZERO_INDEX = _text("zero.svm", SVM_OK + "1 0:0.5\n")
 SVM_NAN = _text("nan.svm", SVM_OK + "1 1:nan 2:1\n")
 SVM_INF = _text("inf.svm", SVM_OK + "0 1:1 3:inf\n")
 SVM_NARROW = _text("narrow.svm", SVM_OK)
+SVM_WIDE = _text("wide.svm", SVM_OK + "1 5:1\n")  # uses feature 5
 TRACE_2x3 = _text("trace.txt", "1 1 1\n2 2 2\n")            # 3 columns, the run has 1 worker
 TRACE_WORDS = _text("trace.txt", "1\nfast\n")
 TRACE_NEGATIVE = _text("trace.txt", "1 -2\n")
@@ -133,26 +134,30 @@ CASES = [
     case("l2-negative", ["train", "--l2", "-1"], r"--l2 .*>= 0, got -1"),
     case("row-block-zero", ["train", "--row-block", "0"], r"--row-block must be at least 1, got 0"),
     case("seed-negative", ["train", "--seed", "-3"], r"--seed must be >= 0, got -3"),
-    # -- data specs and files that fail before MPI starts
-    case("data-missing", ["train", "--data", "nope.npz"], r"data file not found: nope\.npz"),
+    # -- data specs and files (checked by every rank once MPI has started, then agreed)
+    case("data-missing", ["train", "--data", "nope.npz"], r"data file not found: nope\.npz", ranks=2),
     case("data-is-directory", ["train", "--data", "d.npz"], r"data file is a directory: d\.npz",
-         setup=_dir("d.npz")),
-    case("data-under-a-file", ["train", "--data", "outfile/x.svm"], r"outfile/x\.svm",
-         setup=OUT_FILE),
+         setup=_dir("d.npz"), ranks=2),
+    case("data-under-a-file", ["train", "--data", "outfile/x.svm"], r"data file not found: outfile/x\.svm",
+         setup=OUT_FILE, ranks=2),
     case("data-unknown-suffix", ["train", "--data", "x.csv"], r"unknown data file type 'x\.csv'",
-         setup=_text("x.csv", "1,2\n")),
-    case("data-glob-no-match", ["train", "--data", "shard-*.svm"], r"no data file matches 'shard-\*\.svm'"),
+         setup=_text("x.csv", "1,2\n"), ranks=2),
+    case("data-glob-no-match", ["train", "--data", "shard-*.svm"], r"no data file matches 'shard-\*\.svm'", ranks=2),
     case("data-option-on-npz", ["train", "--data", "narrow.npz:features=3"],
-         r"option 'features' does not apply to \.npz", setup=NARROW),
+         r"option 'features' does not apply to \.npz", setup=NARROW, ranks=2),
     case("svm-unknown-option", ["train", "--data", "narrow.svm:cols=3"],
-         r"unknown option 'cols'", setup=SVM_NARROW),
-    case("synthetic-zero-rows", ["train", "--data", "synthetic:n=0,d=3"], r"n=0 .*positive integer"),
-    case("synthetic-unknown-option", ["train", "--data", "synthetic:rows=5"], r"unknown option 'rows'"),
+         r"unknown option 'cols'", setup=SVM_NARROW, ranks=2),
+    case("synthetic-zero-rows", ["train", "--data", "synthetic:n=0,d=3"], r"n=0 .*positive integer", ranks=2),
+    case("synthetic-unknown-option", ["train", "--data", "synthetic:rows=5"], r"unknown option 'rows'", ranks=2),
     case("features-differ-npz", ["train", "--data", "narrow.npz+wide.npz"],
          r"feature counts differ between files: narrow\.npz has 4, wide\.npz has 5",
-         setup=_all(NARROW, WIDE)),
-    case("features-differ-svm", ["train", "--data", "narrow.npz+narrow.svm:features=2"],
-         r"narrow\.svm|features", setup=_all(NARROW, SVM_NARROW)),
+         setup=_all(NARROW, WIDE), ranks=2),
+    case("features-differ-svm", ["train", "--data", "narrow.npz+wide.svm"],
+         r"feature counts differ between files: narrow\.npz has 4, wide\.svm uses 5",
+         setup=_all(NARROW, SVM_WIDE), ranks=2),
+    case("svm-index-above-features", ["train", "--data", "narrow.svm:features=2", "--load", "1"],
+         r"narrow\.svm line 1: feature index 3 exceeds the 2 features", ranks=4,
+         out_left_behind=True, setup=SVM_NARROW),
     # -- faults, timeouts and checkpoints (options checked before MPI starts)
     case("faults-unknown-kind", ["train", "--faults", "crash:worker=1"],
          r"--faults 'crash:worker=1': unknown fault 'crash'"),
