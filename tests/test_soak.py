@@ -26,22 +26,23 @@ MIXED = "bimodal:p=0.2,slowdown=5+fail:p=0.03+pareto:alpha=2"
 # (id, scheme options, iterations, straggler spec, fault spec)
 RUNS = [
     ("psgc-exact-ell1", ["--scheme", "psgc", "--load", "3", "--ell", "1"], 200, MIXED,
-     "stall:worker=3,seconds=0.6,iteration=10-13+fail:worker=5,iteration=30-39"
-     "+stall:worker=6,seconds=0.6,iteration=60+stall:worker=0,seconds=0.4,iteration=120-121"
-     "+stall:worker=7,seconds=0.4,iteration=170"),
+     "stall:worker=3,seconds=0.8,iteration=10-13+fail:worker=5,iteration=30-39"
+     "+stall:worker=6,seconds=0.8,iteration=60+stall:worker=0,seconds=0.8,iteration=120-121"
+     "+stall:worker=7,seconds=0.8,iteration=170"),
     ("psgc-exact-ell2", ["--scheme", "psgc", "--load", "3", "--ell", "2"], 120,
      "persistent:frac=0.25,slowdown=4+fail:p=0.03+exp:mean=0.5",
-     "stall:worker=2,seconds=0.6,iteration=20-22+stall:worker=5,seconds=0.4,iteration=90"),
+     "stall:worker=2,seconds=0.8,iteration=20-22+stall:worker=5,seconds=0.8,iteration=90"),
     ("psgc-deadline", ["--scheme", "psgc", "--load", "3", "--ell", "2", "--deadline", "0.02"],
-     120, MIXED, "stall:worker=1,seconds=0.6,iteration=5-7+fail:worker=4,iteration=40-49"),
+     120, MIXED, "stall:worker=1,seconds=0.8,iteration=5-7+fail:worker=4,iteration=40-49"),
     ("gc", ["--scheme", "gc", "--load", "3"], 120,
      "shifted-exp:shift=1,rate=2+fail:p=0.03+bimodal:p=0.1,slowdown=6",
-     "fail:worker=4,iteration=10-19+stall:worker=0,seconds=0.6,iteration=40"
-     "+stall:worker=3,seconds=0.4,iteration=100"),
+     "fail:worker=4,iteration=10-19+stall:worker=0,seconds=0.8,iteration=40"
+     "+stall:worker=3,seconds=0.8,iteration=100"),
     ("uncoded", ["--scheme", "uncoded"], 100, "bimodal:p=0.1,slowdown=4+pareto:alpha=3",
-     "stall:worker=7,seconds=0.5,iteration=25+fail:worker=1,iteration=60-61"),
+     "stall:worker=7,seconds=0.8,iteration=25+fail:worker=1,iteration=60-61"),
     ("ignore-stragglers", ["--scheme", "ignore-stragglers"], 100,
-     "bimodal:p=0.2,slowdown=5+fail:p=0.05+pareto:alpha=2", "fail:worker=2,iteration=0-9+stall:worker=6,seconds=0.4,iteration=50"),
+     "bimodal:p=0.2,slowdown=5+fail:p=0.05+pareto:alpha=2",
+     "fail:worker=2,iteration=0-9+stall:worker=6,seconds=0.8,iteration=50"),
 ]
 EXACT_SCHEMES = {"psgc-exact-ell1", "psgc-exact-ell2", "gc", "uncoded"}
 
