@@ -373,7 +373,9 @@ def load_assignment(path) -> Assignment:
         else:
             text = p.read_text()
             A = np.loadtxt(text.replace(",", " ").splitlines(), ndmin=2)
-    except (OSError, ValueError) as exc:
+    except OSError as exc:  # strerror: the path is already in the message
+        raise UsageError(f"cannot read assignment file {p}: {exc.strerror or exc}") from None
+    except ValueError as exc:
         raise UsageError(f"cannot read assignment file {p}: {exc}") from None
     try:
         return Assignment.from_matrix(A)
@@ -397,7 +399,9 @@ def load_orderings(path, assignment) -> Assignment:
     p = Path(path)
     try:
         text = p.read_text()
-    except (OSError, ValueError) as exc:
+    except OSError as exc:
+        raise UsageError(f"cannot read orderings file {p}: {exc.strerror or exc}") from None
+    except ValueError as exc:
         raise UsageError(f"cannot read orderings file {p}: {exc}") from None
     lines = [(n, ln) for n, ln in enumerate(text.splitlines(), start=1) if not ln.lstrip().startswith("#")]
     while lines and not lines[-1][1].strip():
