@@ -74,15 +74,21 @@ def write_npz(path, **arrays):
 
 
 def check_out_dir(path):
-    """Create ``path`` if needed and check that files can be written there.
+    """Check that ``path`` can be created (or written, if it exists), creating nothing.
 
+    The directory itself is made by :class:`RunLog`, after every rank has agreed that the
+    run can start, so bad input never leaves an empty output directory behind.
     Returns None, or a one-line message naming the problem.
     """
     if os.path.exists(path) and not os.path.isdir(path):
         return f"--out {path} exists and is not a directory"
+    probe = os.path.abspath(path)
+    while not os.path.exists(probe):
+        probe = os.path.dirname(probe)
+    if not os.path.isdir(probe):
+        return f"--out {path}: cannot create it ({probe} is not a directory)"
     try:
-        os.makedirs(path, exist_ok=True)
-        with tempfile.TemporaryFile(dir=path):
+        with tempfile.TemporaryFile(dir=probe):
             pass
     except OSError as exc:
         return f"--out {path}: cannot write there ({exc.strerror or exc})"
@@ -111,6 +117,8 @@ class RunLog:
         self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
         self.every = max(1, iterations // 10)
         self.triggers = {}  # trigger -> iterations (records themselves are not kept)
+        if out:
+            os.makedirs(out, exist_ok=True)
         self._part = open(os.path.join(out, PARTIAL), "w") if out else None
 
     def iteration(self, record):
