@@ -89,3 +89,17 @@ def test_pmi_mismatch_under_srun_is_refused(tmp_path, slurm_env):
     assert res.returncode == 2
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and "srun started 3 tasks" in lines[0], res.stderr
+
+
+def test_bench_scaling_runs_each_rank_count(tmp_path):
+    from mpiutil import run_cli
+
+    res = run_cli(["bench", "scaling", "--ranks", "2,3", "--iterations", "2", "--json",
+                   "--data", "synthetic:n=2000,d=10", "--out", tmp_path], timeout=300)
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
+    rows = {(r["scheme"], r["ranks"]): r for r in out["runs"]}
+    assert set(rows) == {("psgc", 2), ("psgc", 3), ("allreduce", 2), ("allreduce", 3)}
+    assert rows[("psgc", 2)]["speedup"] == 1.0
+    assert rows[("psgc", 3)]["oversubscribed"] is (3 > out["cores"])
+    assert (tmp_path / "scaling.csv").exists() and (tmp_path / "scaling.png").exists()

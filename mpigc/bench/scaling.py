@@ -34,7 +34,7 @@ def run_dir(root, scheme, n):
 def train_args(scheme, n_ranks, data, iterations):
     """Arguments of the ``mpigc train`` run measured at ``n_ranks`` ranks."""
     n_workers = n_ranks - 1
-    args = ["train", "--scheme", scheme, "--data", data, "--iterations", str(iterations),
+    args = ["--scheme", scheme, "--data", data, "--iterations", str(iterations),
             "--stragglers", "none"]
     if scheme not in ("allreduce", "uncoded", "ignore-stragglers"):
         # Without stragglers psgc's trigger fires after one chunk per worker whatever the
@@ -111,9 +111,12 @@ def main(args):
         launcher = args.launcher or f"{shlex.quote(launch.mpiexec_path())} -n {{n}}"
         require("{n}" in launcher, f"--launcher must contain {{n}}, got {launcher!r}")
         root.mkdir(parents=True, exist_ok=True)
-        for n in ranks:
-            for scheme in schemes:
-                run_point(launcher, scheme, n, args.data, args.iterations, root)
+        try:
+            for n in ranks:
+                for scheme in schemes:
+                    run_point(launcher, scheme, n, args.data, args.iterations, root)
+        except jobs.JobFailed as exc:
+            raise SystemExit(f"mpigc bench scaling: {exc}") from None
     rows = collect(root)
     write_outputs(rows, root)
     if args.json:
