@@ -7,6 +7,7 @@ other ranks exit with the same status, so no rank is left waiting for another.
 
 import argparse
 import importlib
+import os
 import sys
 
 from mpigc import __version__
@@ -158,6 +159,11 @@ def main(argv=None):
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # stdout went to a reader that stopped early (`... --json | head`): not an error
+        # worth a traceback; silence the interpreter's final flush as the Python docs advise
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 if __name__ == "__main__":
