@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 export NUMBA_CACHE_DIR ?= $(CURDIR)/.numba_cache
 
-.PHONY: install run test test-fast warmup figures bench-kernels bench-scaling clean
+.PHONY: install run test warmup figures bench-kernels bench-scaling bench-stragglers clean
 
 install: $(STAMP)
 
@@ -32,6 +32,9 @@ bench-kernels: install warmup
 
 bench-scaling: install warmup
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/mpigc bench scaling --ranks 2,3,5,9 --json
+
+bench-stragglers: install warmup
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/mpigc bench stragglers --json
 
 clean:
 	rm -rf $(VENV) .numba_cache build *.egg-info
