@@ -21,7 +21,7 @@ from mpigc import kernels
 from mpigc.runtime.faults import FaultPlan
 from mpigc.runtime.poll import Backoff
 
-SLEEP_SLICE = 1e-3  # seconds between two tests of the state signal while a delay is slept
+SLEEP_SLICE = 2.5e-4  # seconds between two tests of the state signal while a delay is slept
 
 
 class ChunkData:
