@@ -7,7 +7,7 @@ the world size once MPI reports it, still before any communication.
 """
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Optional
 
 from mpigc.errors import UsageError, require
@@ -57,20 +57,17 @@ class TrainConfig:
     def fault_plan(self, n_workers):
         """The :class:`~mpigc.runtime.faults.FaultPlan`, checked against ``n_workers``."""
         plan = FaultPlan(self.faults).check_workers(n_workers)
-        require(not plan or self.scheme != "allreduce", f"--faults {self.faults}: allreduce "
-                f"has no parameter server to survive them")
+        require(not plan or get_scheme(self.scheme).uses_ps, f"--faults {self.faults}: "
+                f"{self.scheme} has no parameter server to survive them")
         return plan
 
     def straggler_model(self, n_workers):
         model = parse_stragglers(self.stragglers, n_workers, self.seed)
-        if self.scheme == "allreduce":
+        if not get_scheme(self.scheme).uses_ps:
             require(not any(p.strip().startswith("fail") for p in self.stragglers.split("+")),
-                    f"--stragglers {self.stragglers}: allreduce cannot run with failing "
+                    f"--stragglers {self.stragglers}: {self.scheme} cannot run with failing "
                     f"workers (an MPI_Allreduce waits for every rank)")
         return model
-
-    def as_dict(self):
-        return asdict(self)
 
 
 def _finite(value, name, minimum=0.0, strict=False):

@@ -15,8 +15,9 @@ import sys
 from pathlib import Path
 
 from mpigc.bench import jobs
+from mpigc.schemes import SCHEMES
 
-SCHEMES = ("psgc", "gc", "uncoded", "ignore-stragglers", "allreduce")
+RUN_SCHEMES = ("psgc", "gc", "uncoded", "ignore-stragglers", "allreduce")
 STRAGGLERS = "bimodal:p=0.25,slowdown=8"
 CHUNK_TIME = 0.02
 L2 = 1e-4
@@ -27,7 +28,7 @@ def train(scheme, out, iterations, workers, seed):
     args = ["--model", "logistic", "--scheme", scheme, "--stragglers", STRAGGLERS,
             "--chunk-time", CHUNK_TIME, "--iterations", iterations, "--seed", seed,
             "--l2", L2, "--verify"]
-    if scheme in ("psgc", "gc"):
+    if not SCHEMES[scheme].unit_load:
         args += ["--load", 3, "--ell", 1]
     return jobs.train(workers + 1, args, out, RUN_TIMEOUT)
 
@@ -101,7 +102,7 @@ def main(argv=None):
           f"stragglers {STRAGGLERS}, chunk time {CHUNK_TIME} s, {args.iterations} iterations, "
           f"seed {args.seed}", flush=True)
     results = {}
-    for scheme in SCHEMES:
+    for scheme in RUN_SCHEMES:
         try:
             results[scheme] = train(scheme, out / scheme, args.iterations, args.workers,
                                     args.seed)

@@ -221,17 +221,20 @@ def build_protocol(scheme, n_workers, assignment="cyclic", load=None, ell=1,
     require(1 <= ell <= min_rep, f"--ell must be between 1 and the smallest replication "
             f"({min_rep}), got {ell}")
     code = coding.GradientCode(a, ell, seed=seed, beta=beta)
+    # A coded scheme that waits for finished workers is designed for min replication - ell
+    # stragglers; a unit-load one has no redundancy and defaults to gc's at DEFAULT_LOAD.
+    coded = sch.trigger == "finished" and not sch.unit_load
     if tolerance is None:
-        if sch.name == "ignore-stragglers":
-            tolerance = min(DEFAULT_LOAD - 1, n_workers - 1)
-        elif sch.trigger == "finished":
+        if coded:
             tolerance = min_rep - ell
+        elif sch.trigger == "finished":
+            tolerance = min(DEFAULT_LOAD - 1, n_workers - 1)
         else:
             tolerance = 0
     require(0 <= tolerance < n_workers, f"--tolerance must be between 0 and {n_workers - 1}, "
             f"got {tolerance}")
-    if sch.name == "gc":
-        require(tolerance <= min_rep - ell, f"gc tolerates at most min replication - ell = "
-                f"{min_rep - ell} stragglers, got --tolerance {tolerance}")
+    if coded:
+        require(tolerance <= min_rep - ell, f"{scheme} tolerates at most min replication - ell "
+                f"= {min_rep - ell} stragglers, got --tolerance {tolerance}")
     fixed = coding.FixedCode(a, seed=seed) if sch.encoder == "fixed" and ell == 1 else None
     return Protocol(sch, a, ell, tolerance, code, fixed, deadline)

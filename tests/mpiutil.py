@@ -6,14 +6,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+from mpigc.runtime import launch
+
 REPO = Path(__file__).resolve().parents[1]
 MPI_SCRIPTS = Path(__file__).resolve().parent / "mpi"
 
 
 def mpiexec():
-    """The mpiexec next to this interpreter (the mpich wheel's), else the one on PATH."""
-    local = Path(sys.executable).with_name("mpiexec")
-    return str(local) if local.exists() else "mpiexec"
+    """The mpiexec next to this interpreter (the mpich wheel's), else $MPIEXEC or PATH's."""
+    return launch.mpiexec_path()
 
 
 def run(cmd, timeout=120, env=None, cwd=None):

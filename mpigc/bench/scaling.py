@@ -15,6 +15,7 @@ from pathlib import Path
 from mpigc.bench import jobs
 from mpigc.errors import UsageError, require
 from mpigc.runtime import launch
+from mpigc.schemes import SCHEMES
 
 
 def parse_ranks(text):
@@ -36,7 +37,7 @@ def train_args(scheme, n_ranks, data, iterations):
     n_workers = n_ranks - 1
     args = ["--scheme", scheme, "--data", data, "--iterations", str(iterations),
             "--stragglers", "none"]
-    if scheme not in ("allreduce", "uncoded", "ignore-stragglers"):
+    if not SCHEMES[scheme].unit_load:
         # Without stragglers psgc's trigger fires after one chunk per worker whatever the
         # load (optimal ordering), so the load only changes what is read at start-up.
         args += ["--load", str(min(3, n_workers))]

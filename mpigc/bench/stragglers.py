@@ -16,6 +16,7 @@ from pathlib import Path
 from mpigc.bench import jobs
 from mpigc.errors import require
 from mpigc.runtime import launch
+from mpigc.schemes import SCHEMES
 
 TARGETS = {"psgc_over_gc": 0.5, "psgc_over_uncoded": 0.6, "overhead_ratio": 1.15}
 
@@ -23,7 +24,7 @@ TARGETS = {"psgc_over_gc": 0.5, "psgc_over_uncoded": 0.6, "overhead_ratio": 1.15
 def scheme_args(scheme, args):
     common = ["--stragglers", args.stragglers, "--chunk-time", args.chunk_time,
               "--iterations", args.iterations, "--seed", args.seed, "--scheme", scheme]
-    if scheme in ("psgc", "gc"):
+    if not SCHEMES[scheme].unit_load:
         common += ["--load", args.load, "--ell", 1]
     return common
 

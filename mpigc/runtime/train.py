@@ -134,7 +134,7 @@ class Job:
         self.faults = cfg.fault_plan(self.n)  # checked here, before any communication
         self.d = source.n_features
         self.n_rows = source.n_rows
-        self.allreduce = protocol.scheme.name == "allreduce"
+        self.allreduce = not protocol.scheme.uses_ps
         a = protocol.assignment
         # Each chunk is evaluated once, by its first holder (worker j for allreduce).
         self.owner = [int(a.holders(j)[0]) for j in range(a.n_chunks)]

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from mpigc.errors import UsageError, require
-from mpigc.schemes import build_protocol
+from mpigc.schemes import build_protocol, get_scheme
 from mpigc.sim.engine import Simulator
 
 
@@ -67,8 +67,8 @@ def protocol_from_summary(summary):
         cfg.setdefault(key, summary.get(alt))
     require(cfg["scheme"] is not None and cfg["workers"] is not None,
             "summary.json lacks the scheme or the number of workers (n_workers)")
-    require(cfg["scheme"] != "allreduce", "--replay needs a parameter-server scheme; this run "
-            "used allreduce, whose iterations have no trigger to predict")
+    require(get_scheme(cfg["scheme"]).uses_ps, f"--replay needs a parameter-server scheme; "
+            f"this run used {cfg['scheme']}, whose iterations have no trigger to predict")
     p = build_protocol(cfg["scheme"], int(cfg["workers"]), cfg.get("assignment") or "cyclic",
                        cfg.get("load"), int(cfg.get("ell") or 1), cfg.get("ordering") or "optimal",
                        int(cfg.get("seed") or 0), cfg.get("beta") or "gaussian",
