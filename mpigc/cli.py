@@ -98,7 +98,7 @@ def build_parser():
     bk.add_argument("--json", action="store_true")
     bk.add_argument("--rows", type=int, default=None)
     bk.add_argument("--cols", type=int, default=None)
-    bk.add_argument("--repeat", type=int, default=5)
+    bk.add_argument("--repeat", type=int, default=10)
     bs = bsub.add_parser("scaling", help="strong scaling over rank counts")
     bs.add_argument("--ranks", default="2,3,5,9")
     bs.add_argument("--json", action="store_true")

@@ -198,3 +198,44 @@ def test_bad_inputs_raise_usage_error():
     for args, match in bad:
         with pytest.raises(UsageError, match=match):
             loss_grad(*args)
+
+
+def test_vectorisable_exp_and_log1p_match_libm():
+    """The block losses' own exp(-x) and log1p(e) against NumPy's, to a few ulp."""
+    from numba import njit
+
+    from mpigc.kernels._loops import exp_neg, log1p_unit
+
+    @njit
+    def both(x, e, out_exp, out_log1p):
+        for i in range(x.size):
+            out_exp[i] = exp_neg(x[i])
+            out_log1p[i] = log1p_unit(e[i])
+
+    rng = np.random.default_rng(1)
+    x = np.concatenate([np.linspace(0.0, 745.0, 200_001), rng.uniform(0, 40, 100_000), [0.0]])
+    # e = exp_neg(...) is 0 or at least exp(-708) = 3.3e-308: the normal range
+    e = np.concatenate([np.logspace(-307.5, 0, 100_001), rng.random(200_000), [0.0]])
+    got_exp, got_log1p = np.empty_like(x), np.empty_like(e)
+    both(x, e, got_exp, got_log1p)
+    normal = x <= 708.0
+    assert np.all(np.abs(got_exp[normal] / np.exp(-x[normal]) - 1) <= 1e-15)
+    # beyond 708 exp(-x) is subnormal or 0: returned as 0, an absolute error below 3.1e-308
+    assert np.all(got_exp[~normal] == 0.0)
+    ref = np.log1p(e)
+    nonzero = ref > 0
+    assert np.all(np.abs(got_log1p[nonzero] / ref[nonzero] - 1) <= 1e-15)
+    assert np.all(got_log1p[~nonzero] == 0.0)
+
+
+@pytest.mark.parametrize("layout", ("dense64", "dense32", "csr"))
+def test_long_ranges_many_blocks(layout):
+    """Ranges far longer than a block and starting inside one, with wide rows: the full-block
+    path, the ragged tail and the prefetches past the end of the range."""
+    X, y, w = make(layout, n=1000, d=300, density=0.05, seed=3)
+    for start, stop in ((0, 1000), (5, 998), (17, 50)):
+        grad = np.zeros(300)
+        loss = loss_grad("logistic", X, y, w, start, stop, grad)
+        ref_loss, ref_grad = reference("logistic", X[start:stop], y[start:stop], w)
+        assert rel_err(loss, ref_loss) <= RTOL
+        assert rel_err(grad, ref_grad) <= RTOL
