@@ -42,3 +42,17 @@ def test_world_size_mismatch_is_refused():
     # mpiexec inside an allocation: the allocation size does not matter
     launch.check_world_size(9, {"PMI_SIZE": "9", "SLURM_NTASKS": "32"})
     launch.check_world_size(4, {})
+
+
+def test_oversubscribed_node_gets_a_flat_broadcast_tree_unless_the_user_chose():
+    env = {"MPI_LOCALNRANKS": "9"}
+    launch.configure(env, cores=2)
+    assert env["MPIR_CVAR_IBCAST_INTRA_ALGORITHM"] == "tsp_tree"
+    assert env["MPIR_CVAR_IBCAST_TREE_TYPE"] == "kary"
+    assert int(env["MPIR_CVAR_IBCAST_TREE_KVAL"]) >= 2**20
+    env = {"MPI_LOCALNRANKS": "9", "MPIR_CVAR_IBCAST_INTRA_ALGORITHM": "sched_binomial"}
+    launch.configure(env, cores=2)
+    assert env["MPIR_CVAR_IBCAST_INTRA_ALGORITHM"] == "sched_binomial"
+    env = {"MPI_LOCALNRANKS": "2"}
+    launch.configure(env, cores=2)
+    assert "MPIR_CVAR_IBCAST_INTRA_ALGORITHM" not in env

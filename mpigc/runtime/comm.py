@@ -35,6 +35,7 @@ from mpigc.runtime.poll import Backoff
 TAG_PROGRESS = 11
 TAG_TRANSMIT = 12
 TAG_REENCODE = 13
+TAG_CONNECT = 14
 
 # Commands of the per-iteration broadcast. Workers leave the iteration loop on any command
 # but CONTINUE and CHECKPOINT. CHECKPOINT: rank 0 wrote a checkpoint before this iteration
@@ -90,7 +91,7 @@ class Comm:
             # Workers wait here while the PS decodes and logs: a blocking Bcast would poll
             # MPI at full speed and, with more ranks than cores, take the PS's core.
             backoff = Backoff()
-            while not request.Test():
+            while not _test(request):
                 backoff.wait()
         return int(buf[0]), int(buf[1]), buf[2:]
 
@@ -105,7 +106,7 @@ class Comm:
 
     def next_iteration_arrived(self):
         """Nonblocking test of the request of :meth:`post_next_iteration`."""
-        return self._next[0].Test()
+        return _test(self._next[0])
 
     def bcast(self, array):
         """Blocking ``Bcast`` of a NumPy array from rank 0 (in place)."""
@@ -142,6 +143,29 @@ class Comm:
     def barrier(self):
         self.comm.Barrier()
 
+    def connect(self, n_workers):
+        """Collective, before the first iteration: open every PS-worker connection in both
+        directions and run one state broadcast, then a barrier.
+
+        MPI connects a pair of ranks lazily, on its first message (UCX wires up an
+        endpoint then), and sets up a collective's algorithm on its first use; left to the
+        first iteration, that took 20-25 ms of it here (first progress reports reached the
+        PS about 5 ms after they were sent, the first state broadcast took up to 5 ms).
+        """
+        token = np.zeros(1)
+        if self.rank == 0:
+            for rank in range(1, self.size):
+                self.comm.Send(token, dest=rank, tag=TAG_CONNECT)
+            for rank in range(1, self.size):
+                self.comm.Recv(token, source=rank, tag=TAG_CONNECT)
+            request, _ = self.post_state(n_workers, np.zeros(n_workers, dtype=np.int64))
+        else:
+            self.comm.Recv(token, source=0, tag=TAG_CONNECT)
+            self.comm.Send(token, dest=0, tag=TAG_CONNECT)
+            request, _ = self.post_state(n_workers)
+        request.Wait()
+        self.comm.Barrier()
+
     # -- the state signal ------------------------------------------------------------------
     def post_state(self, n_workers, state=None, trigger=0):
         """Start the ``Ibcast`` of ``[state..., trigger]``; returns ``(request, buffer)``.
@@ -158,7 +182,7 @@ class Comm:
     @staticmethod
     def done(request):
         """Nonblocking test of a request (True once complete)."""
-        return request.Test()
+        return _test(request)
 
     @staticmethod
     def wait(request):
@@ -208,6 +232,8 @@ class Comm:
 
     def _poll(self, tag, source=MPI.ANY_SOURCE):
         message = self.comm.Improbe(source=source, tag=tag, status=self._status)
+        if message is None:  # see _test: the first call may only have made progress
+            message = self.comm.Improbe(source=source, tag=tag, status=self._status)
         if message is None:
             return None
         buf = np.empty(self._status.Get_count(MPI.DOUBLE))
@@ -256,6 +282,19 @@ class Comm:
 
     def abort(self, code=1):
         self.comm.Abort(code)
+
+
+def _test(request):
+    """``MPI_Test``, called a second time when the first finds the request incomplete.
+
+    MPICH's ``MPI_Test`` and ``MPI_Improbe`` look for a completion or a match *before*
+    they make progress, not after: a message that arrived while the rank slept is pulled
+    in by the first call and seen only by the next. Every poll loop here sleeps between
+    tests, so testing once per wake would cost a whole extra sleep per message (measured,
+    two ranks polling every 0.1 ms: Ibcast latency 0.57 -> 0.21 ms, point to point
+    0.39 -> 0.19 ms, median).
+    """
+    return request.Test() or request.Test()
 
 
 def _drain(missing, poll):

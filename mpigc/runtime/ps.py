@@ -29,7 +29,8 @@ from mpigc.runtime.poll import Backoff
 # look, and one process polling every ~0.1 ms (about 0.2 ms with the sleep's own cost on
 # this VM) costs little. Measured on the runtime speed check (8 workers, 2 cores): overhead
 # over the protocol's own time 1.24-1.37 with 0.5 ms, 1.17-1.19 with 0.1 ms (with 0.25 ms
-# worker sleep slices).
+# worker sleep slices), then 1.11-1.14 once every poll tests twice (comm._test) and the
+# connections are opened before the first iteration (Comm.connect).
 PS_POLL_CAP = 1e-4
 
 TRIGGERS = ("exact", "deadline", "timeout")

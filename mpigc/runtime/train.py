@@ -267,10 +267,17 @@ class Job:
         return ParameterServer(self.comm, self.protocol, np.diff(self.bounds), self.d,
                                self.cfg.iteration_timeout, self.cfg.transmit_timeout)
 
+    def _connect(self):
+        """Every rank: the last collective before the first iteration."""
+        if self.allreduce:
+            self.comm.barrier()
+        else:
+            self.comm.connect(self.n)
+
     def _run_worker(self):
         engine = self._engine_worker()
         self.data.warm(self.cfg.model, np.zeros(self.d))
-        self.comm.barrier()
+        self._connect()
         while True:
             iteration, command, w = self.comm.bcast_iteration(self.d)
             if command not in (self.mpi.CONTINUE, self.mpi.CHECKPOINT):
@@ -301,7 +308,7 @@ class Job:
                 engine.record(seconds)
         signal_at = int(os.environ.get(TEST_SIGNAL_ENV, -1))
         failure = None  # message of a non-finite gradient or loss (the run stops)
-        comm.barrier()
+        self._connect()
         started = time.perf_counter()
         for t in range(starts[-1], cfg.iterations):
             w = np.array(opt.point(), dtype=np.float64)

@@ -1,4 +1,5 @@
-"""4-rank smoke test: a collective and a nonblocking point-to-point exchange."""
+"""4-rank smoke test: a collective, a nonblocking point-to-point exchange, and the
+runtime's connection set-up and poll loops (mpigc.runtime.comm)."""
 
 import numpy as np
 
@@ -21,6 +22,26 @@ def body(comm):
     from mpi4py import MPI
     MPI.Request.Waitall(reqs)
     assert (recv == left).all(), recv
+
+    from mpigc.runtime.comm import Comm
+    rt = Comm(comm)
+    rt.connect(size - 1)  # every PS-worker pair, one state broadcast, a barrier
+    if rank == 0:
+        got = []
+        while len(got) < size - 1:
+            message = rt.poll_progress()
+            if message is not None:
+                got.append((message[0], message[1][1]))
+        assert sorted(got) == [(r, float(r)) for r in range(1, size)], got
+        request, _ = rt.post_state(size - 1, np.arange(1, size), trigger=1)
+        rt.wait(request)
+    else:
+        rt.send_progress(0, rank, [])
+        request, buf = rt.post_state(size - 1)
+        while not rt.done(request):
+            pass
+        assert list(buf) == list(range(1, size)) + [1], buf
+    rt.finish()
 
 
 if __name__ == "__main__":
