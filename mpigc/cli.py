@@ -122,6 +122,8 @@ def build_parser():
     bt.add_argument("--chunk-time", type=float, default=0.02)
     bt.add_argument("--iterations", type=int, default=30)
     bt.add_argument("--seed", type=int, default=0)
+    bt.add_argument("--repeat", type=int, default=3, metavar="K",
+                    help="runs of each scheme (interleaved); medians are reported")
     bt.add_argument("--out", default=None, metavar="DIR", help="keep the runs in DIR")
 
     sub.add_parser("warmup", help="compile every Numba kernel into the cache")
