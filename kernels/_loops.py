@@ -191,6 +191,23 @@ def _csr_dot(data, indices, indptr, r, w):
     return (t0 + t1) + (t2 + t3)
 
 
+@njit(inline="always", **_CSR_JIT)
+def _csr_axpy(data, indices, indptr, r, s, grad):
+    # grad += s * row r; unrolled by hand like the dot (linear, 250k rows x 32 nnz,
+    # median of 31: 28.4 -> 25.3 ms), unsigned positions for the same reason
+    k, hi = np.uintp(indptr[r]), np.uintp(indptr[r + 1])
+    one, two, three, four = np.uintp(1), np.uintp(2), np.uintp(3), np.uintp(4)
+    while k + four <= hi:
+        grad[np.uintp(indices[k])] += s * data[k]
+        grad[np.uintp(indices[k + one])] += s * data[k + one]
+        grad[np.uintp(indices[k + two])] += s * data[k + two]
+        grad[np.uintp(indices[k + three])] += s * data[k + three]
+        k += four
+    while k < hi:
+        grad[np.uintp(indices[k])] += s * data[k]
+        k += one
+
+
 @njit(cache=True, **_JIT)
 def dense(model, X, y, w, start, stop, grad):
     """Rows ``[start, stop)`` of a C-contiguous 2-D ``X``: add the gradient, return the loss sum."""
@@ -244,19 +261,5 @@ def csr(model, data, indices, indptr, y, w, start, stop, grad):
             total += loss[b]
             if b < n1:
                 t[b] = _csr_dot(data, indices, indptr, r1 + b, w)
-            # unrolled by hand like the dot: linear, 250k rows x 32 nnz, median of 31
-            # 28.4 -> 25.3 ms
-            s = slope[b]
-            k = np.uintp(indptr[r0 + b])
-            hi = np.uintp(indptr[r0 + b + 1])
-            one, two, three, four = np.uintp(1), np.uintp(2), np.uintp(3), np.uintp(4)
-            while k + four <= hi:
-                grad[np.uintp(indices[k])] += s * data[k]
-                grad[np.uintp(indices[k + one])] += s * data[k + one]
-                grad[np.uintp(indices[k + two])] += s * data[k + two]
-                grad[np.uintp(indices[k + three])] += s * data[k + three]
-                k += four
-            while k < hi:
-                grad[np.uintp(indices[k])] += s * data[k]
-                k += one
+            _csr_axpy(data, indices, indptr, r0 + b, slope[b], grad)
     return total
