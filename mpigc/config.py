@@ -64,7 +64,7 @@ class TrainConfig:
     def straggler_model(self, n_workers):
         model = parse_stragglers(self.stragglers, n_workers, self.seed)
         if not get_scheme(self.scheme).uses_ps:
-            require(not any(p.strip().startswith("fail") for p in self.stragglers.split("+")),
+            require(not model.can_fail,
                     f"--stragglers {self.stragglers}: {self.scheme} cannot run with failing "
                     f"workers (an MPI_Allreduce waits for every rank)")
         return model
@@ -91,9 +91,9 @@ def parse_lr(text):
 
 def from_args(args):
     """Validate the ``train`` arguments (pure: no MPI, no data read) into a TrainConfig."""
-    every = getattr(args, "checkpoint_every", 0) or 0
+    every = args.checkpoint_every or 0
     require(every >= 0, f"--checkpoint-every must be >= 0, got {every}")
-    resume = getattr(args, "resume", None)
+    resume = args.resume
     if resume is not None:
         require(str(resume).strip() != "", "--resume must name a directory")
     out = resume if args.out is None else args.out  # a resumed run writes where it was
@@ -116,5 +116,5 @@ def from_args(args):
         iteration_timeout=None if args.iteration_timeout is None else
         _finite(args.iteration_timeout, "--iteration-timeout", strict=True),
         checkpoint_every=every, resume=resume, faults=FaultPlan(args.faults).spec or None,
-        transmit_timeout=None if getattr(args, "transmit_timeout", None) is None else
+        transmit_timeout=None if args.transmit_timeout is None else
         _finite(args.transmit_timeout, "--transmit-timeout", strict=True))

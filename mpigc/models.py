@@ -13,10 +13,10 @@ from scipy.special import expit
 
 from mpigc.errors import UsageError
 
-MODELS = ("logistic", "linear")
 # Largest second derivative of each loss in the margin x.w: the curvature of the
 # objective is at most CURVATURE * lambda_max(X^T X / n) + l2.
 CURVATURE = {"logistic": 0.25, "linear": 1.0}
+MODELS = tuple(CURVATURE)
 
 
 def _check_model(model):

@@ -22,6 +22,11 @@ def _check_lr(lr):
     return lr
 
 
+def _fista_next(t):
+    """FISTA's ``t_{k+1} = (1 + sqrt(1 + 4 t_k^2)) / 2``."""
+    return (1.0 + np.sqrt(1.0 + 4.0 * t * t)) / 2.0
+
+
 class GD:
     """Gradient descent: ``w <- w - lr * grad F(w)``.
 
@@ -105,14 +110,14 @@ class Nesterov(GD):
         if self.mu > 0.0:
             q = np.sqrt(min(self.mu * self.lr, 1.0))
             return (1.0 - q) / (1.0 + q)
-        return (self.t - 1.0) / ((1.0 + np.sqrt(1.0 + 4.0 * self.t * self.t)) / 2.0)
+        return (self.t - 1.0) / _fista_next(self.t)
 
     def update(self, grad):
         """One accelerated step with the gradient taken at :meth:`point`; returns ``x_{k+1}``."""
         m = self.momentum()
         x_new = self.y - self.lr * np.asarray(grad, dtype=np.float64)
         self.y = x_new + m * (x_new - self.w)
-        self.t = (1.0 + np.sqrt(1.0 + 4.0 * self.t * self.t)) / 2.0
+        self.t = _fista_next(self.t)
         self.w = x_new
         self.iteration += 1
         return self.w

@@ -7,7 +7,7 @@ object that the MPI runtime and the simulator share: the same trigger rule, the 
 encode and decode, whatever carries the messages.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional
 
 import numpy as np
@@ -76,8 +76,7 @@ def get_scheme(name):
 
 
 def make_assignment(kind, n_workers, load, seed=0):
-    """Assignment from a CLI name (cyclic, frc, regular) or a matrix file."""
-    require(n_workers >= 1, f"need at least one worker, got {n_workers}")
+    """Assignment from a CLI name (cyclic, frc, regular) or a matrix file (n_workers >= 1)."""
     require(1 <= load <= n_workers, f"--load must be between 1 and the number of workers "
             f"({n_workers}), got {load}")
     if kind == "cyclic":
@@ -103,17 +102,64 @@ def apply_ordering(assignment, ordering, seed=0):
     return coding.load_orderings(ordering, assignment)
 
 
+class FixedEncoder:
+    """Tandon's :class:`~mpigc.coding.FixedCode` behind the :class:`~mpigc.coding.GradientCode` calls.
+
+    The fixed code ignores the broadcast state when encoding (a finished worker sends its
+    fixed combination) and decodes from the finished workers only.
+    """
+
+    def __init__(self, fixed):
+        self.fixed = fixed
+        self.assignment = fixed.assignment
+
+    def encode(self, worker, state, chunk_grads):
+        return self.fixed.encode(worker, chunk_grads)
+
+    def encode_all(self, state, chunk_grads):
+        """One vector per sender, as a dict (``decode`` takes it as it is)."""
+        orderings = self.assignment.orderings
+        return {int(i): self.fixed.encode(int(i), {j: chunk_grads[j] for j in orderings[i]})
+                for i in np.flatnonzero(np.asarray(state) > 0)}
+
+    def decode(self, state, transmissions, d):
+        """Least-squares decode from the workers of ``transmissions`` that finished in ``state``."""
+        loads = self.assignment.loads
+        # FixedCode.decode reads only the finished workers' entries: no need to filter the dict.
+        return self.fixed.decode([i for i in transmissions if state[i] == loads[i]], transmissions, d)
+
+
 @dataclass
 class Protocol:
-    """A configured scheme: what the PS, the workers and the simulator all follow."""
+    """A configured scheme: what the PS, the workers and the simulator all follow.
+
+    Attributes
+    ----------
+    code : mpigc.coding.GradientCode
+        The adaptive code on the assignment (coverage, recovered fraction).
+    encoder : mpigc.coding.GradientCode or FixedEncoder
+        What encodes and decodes the vectors: ``code`` itself, or Tandon's fixed code for
+        gc with ell = 1.
+    finished_needed : int or None
+        Finished workers that fire the trigger (N - s for "finished", N otherwise); None for
+        the coverage trigger. Derived from ``scheme`` and ``tolerance``.
+    """
 
     scheme: Scheme
     assignment: "coding.Assignment"
     ell: int
     tolerance: int
     code: "coding.GradientCode"
-    fixed: Optional["coding.FixedCode"] = None
+    encoder: object
     deadline: Optional[float] = None
+    finished_needed: Optional[int] = field(init=False)
+
+    def __post_init__(self):
+        trigger = self.scheme.trigger
+        if trigger == "coverage":
+            self.finished_needed = None
+        else:
+            self.finished_needed = self.n_workers - (self.tolerance if trigger == "finished" else 0)
 
     @property
     def n_workers(self):
@@ -130,12 +176,9 @@ class Protocol:
 
     def fired(self, tracker):
         """The PS trigger of SPEC section 5, O(1) on the tracker."""
-        trigger = self.scheme.trigger
-        if trigger == "coverage":
+        if self.finished_needed is None:
             return tracker.decodable
-        if trigger == "finished":
-            return tracker.n_finished >= self.n_workers - self.tolerance
-        return tracker.n_finished >= self.n_workers
+        return tracker.n_finished >= self.finished_needed
 
     def senders(self, state):
         """Workers that transmit for ``state`` (SPEC: a worker with s_i = 0 sends nothing)."""
@@ -143,9 +186,7 @@ class Protocol:
 
     def encode(self, worker, state, chunk_grads):
         """Worker ``worker``'s vector for the broadcast ``state``."""
-        if self.fixed is not None:
-            return self.fixed.encode(worker, chunk_grads)
-        return self.code.encode(worker, state, chunk_grads)
+        return self.encoder.encode(worker, state, chunk_grads)
 
     def encode_all(self, state, chunk_grads):
         """Every sender's vector at once, from an (m, d) array of chunk gradients.
@@ -153,20 +194,12 @@ class Protocol:
         The simulator's batch form of :meth:`encode`: a 2-D array, one row per sender in
         ascending worker order (what :meth:`decode` takes), or a dict for the fixed code.
         """
-        if self.fixed is not None:
-            orderings = self.assignment.orderings
-            return {int(i): self.fixed.encode(int(i), {j: chunk_grads[j] for j in orderings[i]})
-                    for i in self.senders(state)}
-        return self.code.encode_all(state, chunk_grads)
+        return self.encoder.encode_all(state, chunk_grads)
 
     def decode(self, state, transmissions, d):
         """Decoded gradient (length d) and the fraction of chunks recovered."""
         state = np.asarray(state)
-        if self.fixed is not None:
-            finished = [i for i in transmissions if state[i] == self.assignment.loads[i]]
-            grad = self.fixed.decode(finished, {i: transmissions[i] for i in finished}, d)
-        else:
-            grad = self.code.decode(state, transmissions, d)
+        grad = self.encoder.decode(state, transmissions, d)
         recovered = self.code.recovered_fraction(state)
         if self.scheme.rescale and recovered > 0:
             grad = grad / recovered
@@ -236,5 +269,7 @@ def build_protocol(scheme, n_workers, assignment="cyclic", load=None, ell=1,
     if coded:
         require(tolerance <= min_rep - ell, f"{scheme} tolerates at most min replication - ell "
                 f"= {min_rep - ell} stragglers, got --tolerance {tolerance}")
-    fixed = coding.FixedCode(a, seed=seed) if sch.encoder == "fixed" and ell == 1 else None
-    return Protocol(sch, a, ell, tolerance, code, fixed, deadline)
+    encoder = code
+    if sch.encoder == "fixed" and ell == 1:
+        encoder = FixedEncoder(coding.FixedCode(a, seed=seed))
+    return Protocol(sch, a, ell, tolerance, code, encoder, deadline)

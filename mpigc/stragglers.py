@@ -47,6 +47,8 @@ def _number(name, params, key, spec):
 class _Component:
     """One model of a '+'-joined spec; ``draw`` returns its N factors for an iteration."""
 
+    can_fail = False
+
     def __init__(self, index, seed, n_workers):
         self.index, self.seed, self.n = index, seed, n_workers
 
@@ -54,42 +56,37 @@ class _Component:
         return _rng(self.seed, self.index, iteration)
 
 
-class _Exp(_Component):
-    def __init__(self, index, seed, n, mean):
+class _Random(_Component):
+    """A model drawn afresh every iteration: ``sample(rng, n, **params)`` gives the N factors."""
+
+    def __init__(self, index, seed, n, sample, **params):
         super().__init__(index, seed, n)
-        self.mean = mean
+        self.sample, self.params = sample, params
+        self.can_fail = sample is _fail
 
     def draw(self, iteration):
-        return 1.0 + self.rng(iteration).exponential(self.mean, self.n)
+        return self.sample(self.rng(iteration), self.n, **self.params)
 
 
-class _ShiftedExp(_Component):
-    def __init__(self, index, seed, n, shift, rate):
-        super().__init__(index, seed, n)
-        self.shift, self.rate = shift, rate
-
-    def draw(self, iteration):
-        return self.shift + self.rng(iteration).exponential(1.0 / self.rate, self.n)
+def _exp(rng, n, mean):
+    return 1.0 + rng.exponential(mean, n)
 
 
-class _Pareto(_Component):
-    def __init__(self, index, seed, n, alpha):
-        super().__init__(index, seed, n)
-        self.alpha = alpha
-
-    def draw(self, iteration):
-        # numpy's pareto is Lomax (Pareto II); adding 1 gives the classical Pareto, minimum 1
-        return 1.0 + self.rng(iteration).pareto(self.alpha, self.n)
+def _shifted_exp(rng, n, shift, rate):
+    return shift + rng.exponential(1.0 / rate, n)
 
 
-class _Bimodal(_Component):
-    def __init__(self, index, seed, n, p, slowdown):
-        super().__init__(index, seed, n)
-        self.p, self.slowdown = p, slowdown
+def _pareto(rng, n, alpha):
+    # numpy's pareto is Lomax (Pareto II); adding 1 gives the classical Pareto, minimum 1
+    return 1.0 + rng.pareto(alpha, n)
 
-    def draw(self, iteration):
-        slow = self.rng(iteration).random(self.n) < self.p
-        return np.where(slow, self.slowdown, 1.0)
+
+def _bimodal(rng, n, p, slowdown):
+    return np.where(rng.random(n) < p, slowdown, 1.0)
+
+
+def _fail(rng, n, p):
+    return np.where(rng.random(n) < p, np.inf, 1.0)
 
 
 class _Persistent(_Component):
@@ -104,19 +101,11 @@ class _Persistent(_Component):
         return self.vector
 
 
-class _Fail(_Component):
-    def __init__(self, index, seed, n, p):
-        super().__init__(index, seed, n)
-        self.p = p
-
-    def draw(self, iteration):
-        return np.where(self.rng(iteration).random(self.n) < self.p, np.inf, 1.0)
-
-
 class _Trace(_Component):
     def __init__(self, index, seed, n, path):
         super().__init__(index, seed, n)
         self.rows = _read_trace(path, n)
+        self.can_fail = bool(np.isinf(self.rows).any())
 
     def draw(self, iteration):
         return self.rows[iteration % len(self.rows)]
@@ -149,18 +138,18 @@ def _read_trace(path, n_workers):
     return rows
 
 
-# name -> (class, parameter names, {parameter: (check, message)})
+# name -> (sample function, or _Persistent, {parameter: (check, message)})
 _POSITIVE = (lambda v: v > 0, "must be > 0")
 _NONNEG = (lambda v: v >= 0, "must be >= 0")
 _PROB = (lambda v: 0 <= v <= 1, "must be a probability in [0, 1]")
 _SLOWDOWN = (lambda v: v >= 1, "must be >= 1")
 _MODELS = {
-    "exp": (_Exp, {"mean": _POSITIVE}),
-    "shifted-exp": (_ShiftedExp, {"shift": _NONNEG, "rate": _POSITIVE}),
-    "pareto": (_Pareto, {"alpha": _POSITIVE}),
-    "bimodal": (_Bimodal, {"p": _PROB, "slowdown": _SLOWDOWN}),
+    "exp": (_exp, {"mean": _POSITIVE}),
+    "shifted-exp": (_shifted_exp, {"shift": _NONNEG, "rate": _POSITIVE}),
+    "pareto": (_pareto, {"alpha": _POSITIVE}),
+    "bimodal": (_bimodal, {"p": _PROB, "slowdown": _SLOWDOWN}),
     "persistent": (_Persistent, {"frac": _PROB, "slowdown": _SLOWDOWN}),
-    "fail": (_Fail, {"p": _PROB}),
+    "fail": (_fail, {"p": _PROB}),
 }
 
 
@@ -177,7 +166,7 @@ def _component(part, index, seed, n_workers, spec):
     if name not in _MODELS:
         raise UsageError(f"unknown straggler model {name!r} in {spec!r} (choose from none, "
                          f"{', '.join(_MODELS)}, trace)")
-    cls, checks = _MODELS[name]
+    kind, checks = _MODELS[name]
     params = {}
     for item in body.split(",") if body.strip() else []:
         key, eq, value = (s.strip() for s in item.partition("="))
@@ -195,7 +184,9 @@ def _component(part, index, seed, n_workers, spec):
         values[key] = _number(name, params, key, spec)
         require(ok(values[key]), f"straggler model {name!r}: {key} {message}, got "
                 f"{params[key]}")
-    return cls(index, seed, n_workers, **values)
+    if kind is _Persistent:
+        return _Persistent(index, seed, n_workers, **values)
+    return _Random(index, seed, n_workers, kind, **values)
 
 
 class StragglerModel:
@@ -210,6 +201,11 @@ class StragglerModel:
         self.spec, self.n_workers, self.seed = spec, n_workers, seed
         self._components = components
         self._cached = (None, None)
+
+    @property
+    def can_fail(self):
+        """True when some worker may fail (factor ``inf``): a fail model or a trace with inf."""
+        return any(c.can_fail for c in self._components)
 
     def factors(self, iteration):
         """Slowdown factors of iteration ``iteration``.

@@ -60,6 +60,9 @@ class Assignment:
         Holding workers, ascending within each chunk.
     holder_pos : ndarray of int, shape (nnz,)
         1-based position of the chunk in that holder's ordering.
+    entry_chunk : ndarray of int, shape (nnz,)
+        The chunk of every CSR entry (``j`` repeated ``replication[j]`` times), for
+        per-chunk work over the entries.
     matrix : ndarray of bool, shape (m, N)
         ``matrix[j, i]`` is True when worker ``i`` holds chunk ``j``. Dense view, built
         on first access (O(m N) memory).
@@ -85,19 +88,18 @@ class Assignment:
         self.holders_ptr = _readonly(np.concatenate(([0], np.cumsum(self.replication))))
         self.holders_idx = _readonly(worker[by_chunk])
         self.holder_pos = _readonly(pos[by_chunk])
-        # Chunk of every CSR entry, for per-chunk reductions over the entries.
-        self._entry_chunk = _readonly(chunk[by_chunk])
+        self.entry_chunk = _readonly(chunk[by_chunk])
 
     @functools.cached_property
     def matrix(self) -> np.ndarray:
         m = np.zeros((self.n_chunks, self.n_workers), dtype=bool)
-        m[self._entry_chunk, self.holders_idx] = True
+        m[self.entry_chunk, self.holders_idx] = True
         return _readonly(m)
 
     @functools.cached_property
     def positions(self) -> np.ndarray:
         p = np.zeros((self.n_chunks, self.n_workers), dtype=np.int64)
-        p[self._entry_chunk, self.holders_idx] = self.holder_pos
+        p[self.entry_chunk, self.holders_idx] = self.holder_pos
         return _readonly(p)
 
     @classmethod
@@ -178,8 +180,7 @@ class Assignment:
 
     def _held(self):
         """Each worker's chunks in ascending order (list of lists)."""
-        by_worker = np.lexsort((self._entry_chunk, self.holders_idx))
-        return _split(self._entry_chunk[by_worker], self.loads)
+        return [sorted(o) for o in self.orderings]
 
     def chunks(self, worker) -> list[int]:
         """Worker's chunks in processing order (``orderings[worker]``)."""
@@ -236,7 +237,7 @@ class Assignment:
         """Boolean (m, N): worker ``i`` has processed chunk ``j`` in ``state`` (O(m N) memory)."""
         out = np.zeros((self.n_chunks, self.n_workers), dtype=bool)
         done = self.processed_entries(state)
-        out[self._entry_chunk[done], self.holders_idx[done]] = True
+        out[self.entry_chunk[done], self.holders_idx[done]] = True
         return out
 
     def coverage(self, state) -> np.ndarray:

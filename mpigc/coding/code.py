@@ -190,7 +190,8 @@ class GradientCode:
         ndarray, shape (number of senders, ceil(d / ell))
         """
         a = self.assignment
-        done = a.processed_entries(state)
+        s = a.check_state(state)
+        done = a.holder_pos <= s[a.holders_idx]  # processed_entries, state checked once
         G = np.asarray(chunk_grads)
         require(G.ndim == 2 and G.shape[0] == a.n_chunks and G.shape[1] >= 1,
                 f"chunk_grads must have shape ({a.n_chunks}, d) with d >= 1, got {G.shape}")
@@ -205,7 +206,7 @@ class GradientCode:
             blocks = padded.reshape(a.n_chunks * ell, b)
         # Processed entries stay chunk-major with ascending workers: S_j is contiguous.
         workers = a.holders_idx[done]
-        chunks = np.repeat(np.arange(a.n_chunks), a.replication)[done]
+        chunks = a.entry_chunk[done]
         size = a.segment_sums(done)
         start = np.cumsum(size) - size
         coef = np.empty((len(workers), ell))
@@ -215,7 +216,6 @@ class GradientCode:
             sub = self.beta[:, workers[idx]].transpose(1, 0, 2)       # (n_k, ell, k)
             x = np.linalg.pinv(sub, rcond=max(k, ell) * np.finfo(float).eps)  # (n_k, k, ell)
             coef[idx] = x
-        s = a.check_state(state)
         senders = np.flatnonzero(s > 0)
         row = np.cumsum(s > 0) - 1
         cols = chunks[:, None] * ell + np.arange(ell)[None, :]

@@ -67,7 +67,8 @@ class FixedCode:
         self.assignment = assignment
         self.stragglers = int(assignment.replication.min()) - 1
         rng = np.random.default_rng(seed)
-        candidates = (self._null_space_code(rng), assignment.matrix.T.astype(float))
+        # Built lazily: the second candidate (dense, O(m N)) only when the first fails.
+        candidates = (build() for build in (lambda: self._null_space_code(rng), self._support_code))
         for B in candidates:
             if self._tolerates(B, rng):
                 self.B = B
@@ -90,6 +91,13 @@ class FixedCode:
             K = scipy.linalg.null_space(H[:, chunks])
             if K.shape[1]:
                 B[i, chunks] = K @ rng.standard_normal(K.shape[1])
+        return B
+
+    def _support_code(self):
+        """``B = A^T``: every worker sums its chunks (from the CSR entries, no dense A)."""
+        a = self.assignment
+        B = np.zeros((a.n_workers, a.n_chunks))
+        B[a.holders_idx, a.entry_chunk] = 1.0
         return B
 
     def _tolerates(self, B, rng):

@@ -19,7 +19,7 @@ import numpy as np
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import maximum_bipartite_matching
 
-from mpigc.coding.assignment import Assignment
+from mpigc.coding.assignment import Assignment, _split
 from mpigc.errors import require
 
 # Bound on local-search sweeps over all adjacent pairs for irregular assignments.
@@ -43,8 +43,7 @@ def _weights(a: Assignment) -> np.ndarray:
 
 def _chunk_sums(a: Assignment, w, ells) -> np.ndarray:
     """S[j, e] = sum of the (gamma_j - ell_e + 1) smallest w_ij over H_j, for each ell; O(nnz log)."""
-    chunk = np.repeat(np.arange(a.n_chunks), a.replication)
-    cum = np.concatenate(([0], np.cumsum(w[np.lexsort((w, chunk))])))
+    cum = np.concatenate(([0], np.cumsum(w[np.lexsort((w, a.entry_chunk))])))
     start = a.holders_ptr[:-1]
     last = start[:, None] + a.replication[:, None] - np.asarray(ells)[None, :] + 1
     return cum[last] - cum[start][:, None]
@@ -73,7 +72,7 @@ def random_ordering(a: Assignment, seed) -> Assignment:
     Depends only on the matrix and the seed (not on the current orderings).
     """
     rng = np.random.default_rng(seed)
-    return a.with_orderings([rng.permutation(sorted(o)).tolist() for o in a.orderings])
+    return a.with_orderings([rng.permutation(held).tolist() for held in a._held()])
 
 
 def optimal_ordering(a: Assignment) -> Assignment:
@@ -107,13 +106,12 @@ def optimal_ordering(a: Assignment) -> Assignment:
 
 def _every_position_once(a, delta):
     """Each chunk sits at every position 1..delta exactly once among its holders."""
-    chunk = np.repeat(np.arange(a.n_chunks), a.replication)
-    return bool(np.all(np.bincount(chunk * delta + a.holder_pos - 1, minlength=a.n_chunks * delta) == 1))
+    return bool(np.all(np.bincount(a.entry_chunk * delta + a.holder_pos - 1, minlength=a.n_chunks * delta) == 1))
 
 
 def _matching_orderings(a, delta):
     """Split a delta-regular bipartite graph into delta perfect matchings, one per position."""
-    rows = np.repeat(np.arange(a.n_chunks), a.replication)
+    rows = a.entry_chunk
     cols = a.holders_idx
     alive = np.ones(len(cols), dtype=bool)
     columns = []
@@ -141,7 +139,7 @@ def _local_search(a: Assignment):
     ptr = a.holders_ptr
     # entries[i][p]: CSR entry of the chunk at position p + 1 of worker i.
     by_worker = np.lexsort((a.holder_pos, a.holders_idx))
-    entries = [part.tolist() for part in np.split(by_worker, np.cumsum(a.loads)[:-1])]
+    entries = _split(by_worker, a.loads)
 
     def score(s):
         low = s.min(axis=0)

@@ -46,8 +46,10 @@ class CoverageTracker:
                 f"assignment must be an mpigc.coding.Assignment, got {type(assignment).__name__}")
         self.assignment = assignment
         self.ell = check_ell(assignment, ell)
-        self._orderings = [list(o) for o in assignment.orderings]
+        self._orderings = assignment.orderings  # read only: the assignment is immutable
         self._loads = assignment.loads.tolist()
+        # workers without chunks are finished from the start
+        self._n_spare = self._loads.count(0)
         self.reset()
 
     def reset(self) -> None:
@@ -55,7 +57,7 @@ class CoverageTracker:
         self._state = [0] * self.assignment.n_workers
         self._coverage = [0] * self.assignment.n_chunks
         self._n_covered = 0
-        self._n_finished = sum(1 for load in self._loads if load == 0)
+        self._n_finished = self._n_spare
 
     def report(self, worker, count) -> None:
         """Worker ``worker`` has now finished ``count`` chunks (its new total).

@@ -16,9 +16,9 @@ A vectorised rule proposes t* (coverage: the largest, over chunks, of the ell-th
 time at which a holder's report covers the chunk; finished: the (N - s)-th earliest finish;
 all: the last finish), and the shared tracker then *decides*: it must not fire on the
 reports delivered strictly before t* and must fire once those at t* are added. When the
-check fails (a trigger the proposal does not know), the event loop runs instead, so the
-result is always the shared rule's. ``event_loop_completion`` is the plain
-one-report-at-a-time loop, kept as the reference the tests compare against.
+check fails, the event loop runs instead, so the result is always the shared rule's.
+``event_loop_completion`` is the plain one-report-at-a-time loop, kept as the reference
+the tests compare against.
 """
 
 import numpy as np
@@ -74,6 +74,8 @@ class Simulator:
             self.pair_slot[j, : len(h)] = self.visible[h, a.holder_positions(j) - 1]
         finish_slot = np.maximum(self.loads - 1, 0)
         self.finish_slot = np.where(self.loads > 0, self.visible[np.arange(n), finish_slot], -1)
+        # one tracker for every trial's check, reset each time
+        self._tracker = protocol.new_tracker()
 
     # -- times ---------------------------------------------------------------------------
 
@@ -98,32 +100,31 @@ class Simulator:
     # -- exact completion ----------------------------------------------------------------
 
     def proposed_completion(self, reports):
-        """Vectorised guess of the trigger time (None for a trigger it does not know)."""
-        trigger = self.protocol.scheme.trigger
+        """Vectorised guess of the trigger time (coverage, or k-th finish for the others)."""
         padded = np.full((self.n_workers + 1, self.width + 1), np.inf)
         padded[: self.n_workers, : self.width] = reports
-        if trigger == "coverage":
+        k = self.protocol.finished_needed
+        if k is None:  # coverage trigger
             times = padded[self.pair_worker, self.pair_slot]
             ell = self.protocol.ell
             return float(np.partition(times, ell - 1, axis=1)[:, ell - 1].max())
-        if trigger in ("finished", "all"):
-            # workers without chunks count as finished from the start (CoverageTracker)
-            finish = np.where(self.loads > 0, padded[np.arange(self.n_workers), self.finish_slot], 0.0)
-            k = self.n_workers - (self.protocol.tolerance if trigger == "finished" else 0)
-            return float(np.partition(finish, k - 1)[k - 1])
-        return None
+        # workers without chunks count as finished from the start (CoverageTracker)
+        finish = np.where(self.loads > 0, padded[np.arange(self.n_workers), self.finish_slot], 0.0)
+        return float(np.partition(finish, k - 1)[k - 1])
 
-    def _fires_exactly_at(self, reports, t):
-        """The shared rule's verdict: not fired strictly before t, fired at t."""
-        tracker = self.protocol.new_tracker()
-        before = self.state_at(reports, t, strict=True)
-        _feed(tracker, before)
+    def _state_if_fired_at(self, reports, t):
+        """The shared rule's verdict: the state at t when it fires at t but not strictly
+        before, else None."""
+        tracker = self._tracker
+        tracker.reset()
+        tracker.report_all(self.state_at(reports, t, strict=True))
         if self.protocol.fired(tracker):
-            return False
+            return None
+        state = self.state_at(reports, t)
         if not np.isfinite(t):
-            return True
-        _feed(tracker, self.state_at(reports, t))
-        return self.protocol.fired(tracker)
+            return state
+        tracker.report_all(state)
+        return state if self.protocol.fired(tracker) else None
 
     def completion(self, reports):
         """Exact-mode completion time and the broadcast state (``inf`` if never decodable).
@@ -132,9 +133,10 @@ class Simulator:
         that arrive at the same instant are all counted).
         """
         t = self.proposed_completion(reports)
-        if t is None or not self._fires_exactly_at(reports, t):
+        state = None if t is None else self._state_if_fired_at(reports, t)
+        if state is None:
             return event_loop_completion(self, reports)
-        return t, self.state_at(reports, t)
+        return t, state
 
     def decode_point(self, reports, deadline=None, exact=None):
         """When the PS decodes and with which state, as the runtime does.
@@ -171,10 +173,6 @@ class Simulator:
         g = grads.sum(axis=0)
         g_hat, recovered = p.decode(state, sent, self.dim)
         return float(np.sum((g_hat - g) ** 2) / np.sum(g**2)), float(recovered)
-
-
-def _feed(tracker, state):
-    tracker.report_all(state)
 
 
 def event_loop_completion(sim, reports):
