@@ -24,11 +24,15 @@ class AllreduceRoot:
         total = self.comm.allreduce_sum(np.zeros(self.d + 1 + self.n))
         state = np.ones(self.n, dtype=np.int64)
         times = [[float(t)] for t in total[self.d + 1:]]
-        return Gathered(total[:self.d], total[self.d] / self.n_rows, state, "allreduce", 1.0,
-                        times)
+        return Gathered(grad=total[:self.d], data_loss=total[self.d] / self.n_rows, state=state,
+                        trigger="allreduce", recovered=1.0, chunk_times=times)
 
     def record(self, seconds):
         """Nothing to adapt: an allreduce has no timeout."""
+
+    def connect(self):
+        """Collective before the first iteration: a barrier (no PS-worker connections)."""
+        self.comm.barrier()
 
 
 class AllreduceWorker:
@@ -47,6 +51,10 @@ class AllreduceWorker:
         self.buf[self.d] = loss
         self.buf[self.d + 1 + self.worker] = seconds
         self.comm.allreduce_sum(self.buf)
+
+    def connect(self):
+        """Collective before the first iteration: a barrier (no PS-worker connections)."""
+        self.comm.barrier()
 
 
 def _never():

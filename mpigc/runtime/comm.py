@@ -158,11 +158,10 @@ class Comm:
                 self.comm.Send(token, dest=rank, tag=TAG_CONNECT)
             for rank in range(1, self.size):
                 self.comm.Recv(token, source=rank, tag=TAG_CONNECT)
-            request, _ = self.post_state(n_workers, np.zeros(n_workers, dtype=np.int64))
         else:
             self.comm.Recv(token, source=0, tag=TAG_CONNECT)
             self.comm.Send(token, dest=0, tag=TAG_CONNECT)
-            request, _ = self.post_state(n_workers)
+        request, _ = self.post_state(n_workers, np.zeros(n_workers, dtype=np.int64))
         request.Wait()
         self.comm.Barrier()
 

@@ -89,6 +89,7 @@ class ParameterServer:
         self.tracker = protocol.new_tracker()
         self.check = protocol.new_tracker()  # the trigger on a corrected state
         self.durations = collections.deque(maxlen=TIMEOUT_WINDOW)
+        self.median = None  # of durations, kept by record(): both timeouts read it
         self.orderings = protocol.assignment.orderings
 
     def limit(self, first_report=None):
@@ -102,8 +103,7 @@ class ParameterServer:
         """
         if self.timeout is not None:
             return self.timeout
-        median = statistics.median(self.durations) if self.durations else 0.0
-        scale = max(median, first_report or 0.0)
+        scale = max(self.median or 0.0, first_report or 0.0)
         return max(TIMEOUT_FLOOR, TIMEOUT_FACTOR * scale) if scale > 0 else math.inf
 
     def transmit_limit(self, to_broadcast):
@@ -115,7 +115,7 @@ class ParameterServer:
         """
         if self.transmit_timeout is not None:
             return self.transmit_timeout
-        scale = statistics.median(self.durations) if self.durations else to_broadcast
+        scale = self.median if self.median is not None else to_broadcast
         return max(TRANSMIT_FLOOR, TRANSMIT_FACTOR * scale)
 
     def _fires(self, state):
@@ -167,8 +167,7 @@ class ParameterServer:
         grad, recovered = protocol.decode(res.state, res.transmissions, self.d)
         rows = sum(int(self.chunk_rows[j]) for j in res.chunk_loss)
         data_loss = math.fsum(res.chunk_loss.values()) / rows if rows else float("nan")
-        return Gathered(grad, data_loss, res.state, res.trigger, recovered, times,
-                        stale + res.stale, res.dropped, res.rounds, res.waited, res.nonfinite)
+        return res.gathered(grad, data_loss, recovered, times, stale)
 
     def _receive(self, iteration, state, trigger, start, times):
         """Receive the vectors of the broadcast ``state``, in as many rounds as it takes."""
@@ -188,11 +187,13 @@ class ParameterServer:
                 corrected = got.state.copy()
                 corrected[sorted(pending)] = 0
                 fires = self._fires(corrected)
-                if not (fires or got.trigger != "exact" or protocol.deadline is not None):
-                    got.waited = True  # exact mode: only the late workers can complete it
-                    continue
-                if not fires and got.trigger == "exact":
-                    got.trigger = "deadline"
+                approximate = got.trigger != "exact" or protocol.deadline is not None
+                if not fires:
+                    if not approximate:
+                        got.waited = True  # exact mode: only the late workers can complete it
+                        continue
+                    if got.trigger == "exact":
+                        got.trigger = "deadline"  # deadline mode: decode approximately
                 got.next_round(corrected, pending)
                 pending = set(protocol.senders(corrected).tolist())
                 for i in sorted(pending):
@@ -219,6 +220,11 @@ class ParameterServer:
     def record(self, seconds):
         """Duration of a finished iteration (for the safety timeout)."""
         self.durations.append(seconds)
+        self.median = statistics.median(self.durations)
+
+    def connect(self):
+        """Collective before the first iteration: open the PS-worker connections."""
+        self.comm.connect(self.protocol.n_workers)
 
 
 class _Rounds:
@@ -229,6 +235,13 @@ class _Rounds:
         self.transmissions, self.chunk_loss = {}, {}
         self.dropped, self.rounds, self.waited, self.stale = [], 1, False, 0
         self.nonfinite = None
+
+    def gathered(self, grad, data_loss, recovered, chunk_times, stale):
+        """The iteration's :class:`Gathered`; ``stale``: messages dropped before the broadcast."""
+        return Gathered(grad=grad, data_loss=data_loss, state=self.state, trigger=self.trigger,
+                        recovered=recovered, chunk_times=chunk_times, stale=stale + self.stale,
+                        dropped=self.dropped, rounds=self.rounds, waited=self.waited,
+                        nonfinite=self.nonfinite)
 
     def next_round(self, corrected, late):
         """Drop the ``late`` workers: vectors of the old state no longer decode."""

@@ -160,7 +160,8 @@ class Job:
             else:
                 from mpigc.runtime.worker import ChunkData
 
-                self.data = ChunkData(self.source, self.bounds, self._chunks(), cfg.dtype)
+                chunks = self.protocol.assignment.chunks(self.worker)  # [worker] for allreduce
+                self.data = ChunkData(self.source, self.bounds, chunks, cfg.dtype)
                 labels = _label_sample(self.data.y)
         except UsageError as exc:
             error = str(exc)
@@ -177,11 +178,6 @@ class Job:
         if self.full is not None:
             self.full = (self.full[0], prepare_labels(self.full[1], cfg.model))
         return None
-
-    def _chunks(self):
-        if self.allreduce:
-            return [self.worker]
-        return self.protocol.assignment.chunks(self.worker)
 
     def _owned(self):
         return [j for j in self.data.chunks if self.owner[j] == self.worker]
@@ -267,17 +263,10 @@ class Job:
         return ParameterServer(self.comm, self.protocol, np.diff(self.bounds), self.d,
                                self.cfg.iteration_timeout, self.cfg.transmit_timeout)
 
-    def _connect(self):
-        """Every rank: the last collective before the first iteration."""
-        if self.allreduce:
-            self.comm.barrier()
-        else:
-            self.comm.connect(self.n)
-
     def _run_worker(self):
         engine = self._engine_worker()
         self.data.warm(self.cfg.model, np.zeros(self.d))
-        self._connect()
+        engine.connect()  # the last collective before the first iteration
         while True:
             iteration, command, w = self.comm.bcast_iteration(self.d)
             if command not in (self.mpi.CONTINUE, self.mpi.CHECKPOINT):
@@ -308,7 +297,7 @@ class Job:
                 engine.record(seconds)
         signal_at = int(os.environ.get(TEST_SIGNAL_ENV, -1))
         failure = None  # message of a non-finite gradient or loss (the run stops)
-        self._connect()
+        engine.connect()
         started = time.perf_counter()
         for t in range(starts[-1], cfg.iterations):
             w = np.array(opt.point(), dtype=np.float64)

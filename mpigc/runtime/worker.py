@@ -199,9 +199,10 @@ class Worker:
         if stall:
             # A stalled worker still makes MPI progress: the collectives reach the others.
             until = time.perf_counter() + stall
+            backoff = Backoff(first=SLEEP_SLICE, longest=SLEEP_SLICE)
             while time.perf_counter() < until:
                 comm.next_iteration_arrived()
-                time.sleep(min(SLEEP_SLICE, max(0.0, until - time.perf_counter())))
+                backoff.wait(until - time.perf_counter())
         self._transmit(iteration, buf[:self.n], times, losses, 1)
         # the next model follows every vector and the decode: no fast first polls, which
         # would wake up all workers together just while the PS decodes
@@ -213,6 +214,10 @@ class Worker:
             elif request[0] == iteration:
                 self._transmit(iteration, request[3], times, losses, request[1])
                 backoff.reset()
+
+    def connect(self):
+        """Collective before the first iteration: open the PS-worker connections."""
+        self.comm.connect(self.n)
 
     def _transmit(self, iteration, state, times, losses, round_):
         """Encode and send this worker's vector for ``state`` (nothing when it counts 0)."""
