@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# the venv's bin first on PATH, for the commands that start MPI jobs
+WITH_BIN := PATH=$(CURDIR)/$(BIN):$$PATH
 export NUMBA_CACHE_DIR ?= $(CURDIR)/.numba_cache
 
 .PHONY: install run test warmup figures bench-kernels bench-scaling bench-stragglers clean
@@ -19,22 +21,22 @@ warmup: install
 	$(BIN)/mpigc warmup
 
 run: install
-	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m mpigc.demo --out runs/demo
+	$(WITH_BIN) $(BIN)/python -m mpigc.demo --out runs/demo
 
 test: install
-	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest -q tests
+	$(WITH_BIN) $(BIN)/python -m pytest -q tests
 
 figures: install
 	$(BIN)/python -m mpigc.sim.figures --out docs/figures
 
-bench-kernels: install warmup
+bench-kernels: warmup
 	$(BIN)/mpigc bench kernels --json
 
-bench-scaling: install warmup
-	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/mpigc bench scaling --ranks 2,3,5,9 --json
+bench-scaling: warmup
+	$(WITH_BIN) $(BIN)/mpigc bench scaling --ranks 2,3,5,9 --json
 
-bench-stragglers: install warmup
-	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/mpigc bench stragglers --json
+bench-stragglers: warmup
+	$(WITH_BIN) $(BIN)/mpigc bench stragglers --json
 
 clean:
 	rm -rf $(VENV) .numba_cache build *.egg-info

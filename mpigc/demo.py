@@ -15,7 +15,6 @@ import sys
 from pathlib import Path
 
 from mpigc.bench import jobs
-from mpigc.schemes import SCHEMES
 
 RUN_SCHEMES = ("psgc", "gc", "uncoded", "ignore-stragglers", "allreduce")
 STRAGGLERS = "bimodal:p=0.25,slowdown=8"
@@ -25,11 +24,9 @@ RUN_TIMEOUT = 120  # seconds per training run: a hung run must not hang the job
 
 
 def train(scheme, out, iterations, workers, seed):
-    args = ["--model", "logistic", "--scheme", scheme, "--stragglers", STRAGGLERS,
-            "--chunk-time", CHUNK_TIME, "--iterations", iterations, "--seed", seed,
-            "--l2", L2, "--verify"]
-    if not SCHEMES[scheme].unit_load:
-        args += ["--load", 3, "--ell", 1]
+    args = jobs.train_args(scheme, load=3, model="logistic", stragglers=STRAGGLERS,
+                           chunk_time=CHUNK_TIME, iterations=iterations, seed=seed, l2=L2,
+                           verify=True)
     return jobs.train(workers + 1, args, out, RUN_TIMEOUT)
 
 

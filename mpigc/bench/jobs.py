@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from mpigc.runtime import launch
+from mpigc.schemes import SCHEMES
 
 
 class JobFailed(RuntimeError):
@@ -21,29 +22,51 @@ class JobFailed(RuntimeError):
 
 def run(cmd, timeout):
     """Run ``cmd`` in its own process group; kill the group on timeout. Returns stderr."""
-    proc = subprocess.Popen([str(c) for c in cmd], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    cmd = [str(c) for c in cmd]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
     try:
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.communicate()
-        raise JobFailed(f"timed out after {timeout} s: {' '.join(map(str, cmd))}") from None
+        raise JobFailed(f"timed out after {timeout} s: {' '.join(cmd)}") from None
     if proc.returncode != 0:
-        raise JobFailed(f"failed with status {proc.returncode}: {' '.join(map(str, cmd))}\n"
+        raise JobFailed(f"failed with status {proc.returncode}: {' '.join(cmd)}\n"
                         f"{out[-2000:]}{err[-4000:]}")
     return err
+
+
+def default_launcher():
+    """The mpiexec beside this interpreter, as a launcher with ``{n}`` for the rank count."""
+    return f"{shlex.quote(launch.mpiexec_path())} -n {{n}}"
+
+
+def train_args(scheme, load=None, **options):
+    """``mpigc train`` arguments: ``--scheme``, then ``--NAME VALUE`` for every option
+    (underscores become dashes; True gives a bare flag), then ``--load`` where it applies.
+
+    ``load`` is left out for the unit-load schemes, which hold one chunk per worker and
+    refuse any other load, so one call serves every scheme.
+    """
+    args = ["--scheme", scheme]
+    for name, value in options.items():
+        flag = "--" + name.replace("_", "-")
+        args += [flag] if value is True else [flag, value]
+    if load is not None and not SCHEMES[scheme].unit_load:
+        args += ["--load", load]
+    return args
 
 
 def train(n_ranks, args, out, timeout, launcher=None):
     """``mpigc train ARGS --out OUT`` on ``n_ranks`` ranks; returns (summary, records).
 
-    ``launcher`` is a command prefix with ``{n}`` for the rank count (default: the
-    mpiexec beside this interpreter).
+    ``launcher`` is a command prefix with ``{n}`` for the rank count (default:
+    :func:`default_launcher`).
     """
-    launcher = launcher or f"{shlex.quote(launch.mpiexec_path())} -n {{n}}"
+    launcher = launcher or default_launcher()
     cmd = shlex.split(launcher.format(n=n_ranks)) + [sys.executable, "-m", "mpigc", "train"]
-    run(cmd + [str(a) for a in args] + ["--out", str(out), "--quiet"], timeout)
+    run(cmd + list(args) + ["--out", out, "--quiet"], timeout)
     out = Path(out)
     summary = json.loads((out / "summary.json").read_text())
     records = [json.loads(line) for line in (out / "iterations.jsonl").read_text().splitlines()]

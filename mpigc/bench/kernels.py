@@ -15,7 +15,6 @@ matrix (each reference pass alone, a plain Numba sum, the Numba dot products alo
 """
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -29,12 +28,12 @@ from numba import njit
 
 from mpigc.errors import require
 from mpigc.kernels import loss_grad, warmup
+from mpigc.models import MODELS
 
 DEFAULT_ROWS = 250_000
 DEFAULT_COLS = 128
 CSR_COLS_FACTOR = 16   # CSR matrix: 16x the dense width ...
 CSR_ROW_NNZ = 32       # ... with 32 stored entries per row
-MODELS = ("logistic", "linear")
 
 _FIRST_CALL_SCRIPT = """
 import sys, time
@@ -137,8 +136,7 @@ def first_call_seconds(extra=(), tries=5):
     runs = []
     for _ in range(tries):
         out = subprocess.run([sys.executable, "-c", _FIRST_CALL_SCRIPT, *extra],
-                             capture_output=True, text=True, timeout=120, check=True,
-                             env=dict(os.environ))
+                             capture_output=True, text=True, timeout=120, check=True)
         runs.append([float(v) for v in out.stdout.split()])
     first = [r[1] for r in runs]
     return min(r[0] for r in runs), min(first), float(np.median(first))

@@ -2,20 +2,20 @@
 
 Each rank count runs ``mpigc train`` (psgc without stragglers, and allreduce) on the same
 data; the median iteration time of each run gives speedup and parallel efficiency against
-the smallest rank count. Points with more ranks than cores are run but flagged
+the smallest rank count. psgc runs at its default load: without stragglers its trigger
+fires after one chunk per worker whatever the load (optimal ordering), so the load only
+changes what is read at start-up. Points with more ranks than cores are run but flagged
 ``oversubscribed`` and left out of the efficiency claims: there the ranks share cores and
 the figure measures the machine, not mpigc.
 """
 
 import csv
 import json
-import shlex
 from pathlib import Path
 
 from mpigc.bench import jobs
 from mpigc.errors import UsageError, require
 from mpigc.runtime import launch
-from mpigc.schemes import SCHEMES
 
 
 def parse_ranks(text):
@@ -32,21 +32,9 @@ def run_dir(root, scheme, n):
     return Path(root) / f"{scheme}-ranks-{n}"
 
 
-def train_args(scheme, n_ranks, data, iterations):
-    """Arguments of the ``mpigc train`` run measured at ``n_ranks`` ranks."""
-    n_workers = n_ranks - 1
-    args = ["--scheme", scheme, "--data", data, "--iterations", str(iterations),
-            "--stragglers", "none"]
-    if not SCHEMES[scheme].unit_load:
-        # Without stragglers psgc's trigger fires after one chunk per worker whatever the
-        # load (optimal ordering), so the load only changes what is read at start-up.
-        args += ["--load", str(min(3, n_workers))]
-    return args
-
-
 def run_point(launcher, scheme, n_ranks, data, iterations, root):
     out = run_dir(root, scheme, n_ranks)
-    args = train_args(scheme, n_ranks, data, iterations)
+    args = jobs.train_args(scheme, data=data, iterations=iterations, stragglers="none")
     jobs.train(n_ranks, args, out, timeout=1800, launcher=launcher)
     return out
 
@@ -109,7 +97,7 @@ def main(args):
     if not args.collect:
         ranks = parse_ranks(args.ranks)
         schemes = [s.strip() for s in args.schemes.split(",") if s.strip()]
-        launcher = args.launcher or f"{shlex.quote(launch.mpiexec_path())} -n {{n}}"
+        launcher = args.launcher or jobs.default_launcher()
         require("{n}" in launcher, f"--launcher must contain {{n}}, got {launcher!r}")
         root.mkdir(parents=True, exist_ok=True)
         try:

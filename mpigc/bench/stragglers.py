@@ -21,21 +21,12 @@ from pathlib import Path
 from mpigc.bench import jobs
 from mpigc.errors import require
 from mpigc.runtime import launch
-from mpigc.schemes import SCHEMES
 
 TARGETS = {"psgc_over_gc": 0.5, "psgc_over_uncoded": 0.6, "overhead_ratio": 1.15}
 
 
-def scheme_args(scheme, args):
-    common = ["--stragglers", args.stragglers, "--chunk-time", args.chunk_time,
-              "--iterations", args.iterations, "--seed", args.seed, "--scheme", scheme]
-    if not SCHEMES[scheme].unit_load:
-        common += ["--load", args.load, "--ell", 1]
-    return common
-
-
 def measure(args, root):
-    from mpigc.sim.replay import replay
+    from mpigc.sim.replay import replay_run
 
     schemes = ("psgc", "gc", "uncoded")
     runs = {s: [] for s in schemes}
@@ -43,11 +34,13 @@ def measure(args, root):
     for k in range(args.repeat):
         for scheme in schemes:
             out = root / scheme if args.repeat == 1 else root / f"{scheme}-{k + 1}"
-            summary, _ = jobs.train(args.workers + 1, scheme_args(scheme, args), out,
-                                    timeout=600)
+            train_args = jobs.train_args(scheme, load=args.load, stragglers=args.stragglers,
+                                         chunk_time=args.chunk_time, iterations=args.iterations,
+                                         seed=args.seed)
+            summary, records = jobs.train(args.workers + 1, train_args, out, timeout=600)
             runs[scheme].append(summary)
             if scheme == "psgc":
-                overheads.append(replay(out)["overhead_ratio"])
+                overheads.append(replay_run(summary, records)["overhead_ratio"])
     every = {s: [r["mean_iteration_s"] for r in runs[s]] for s in schemes}
     mean = {s: statistics.median(every[s]) for s in schemes}
     result = {

@@ -4,10 +4,12 @@ label and finiteness checks.
 Typical use on a worker::
 
     source = parse_data_spec(args.data, model=args.model)   # cheap, every rank
-    source.validate(args.model)                             # labels fit the model
     bounds = chunk_bounds(source.n_rows, n_chunks)
     X, y = source.read_rows([(bounds[j], bounds[j + 1]) for j in my_chunks])
-    y = prepare_labels(y, args.model)
+    y = prepare_labels(y, args.model)                       # labels fit the model
+
+The runtime checks the labels each rank read (no extra pass over the files);
+``source.validate(model)`` checks those of the whole data set at once.
 """
 
 from mpigc.data.checks import check_finite, prepare_labels

@@ -4,8 +4,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from mpigc.errors import UsageError
-
-MODELS = ("logistic", "linear")
+from mpigc.models import _check_model
 
 
 def _format_values(values, limit=5):
@@ -39,8 +38,7 @@ def prepare_labels(y, model):
         Unknown model, non-finite labels, or labels outside the model's set (the message
         names the offending values).
     """
-    if model not in MODELS:
-        raise UsageError(f"unknown model '{model}' (expected one of: {', '.join(MODELS)})")
+    _check_model(model)
     y = np.ascontiguousarray(y, dtype=np.float64)
     if y.ndim != 1:
         raise UsageError(f"labels must be a 1-D array, got shape {y.shape}")
@@ -56,6 +54,11 @@ def prepare_labels(y, model):
         raise UsageError(
             f"logistic regression needs labels in {{0, 1}} or {{-1, 1}}; got {what}")
     return np.where(y > 0.0, 1.0, -1.0)
+
+
+def row_of_entry(indptr, k):
+    """The row of a CSR matrix (row pointers ``indptr``) that holds stored entry ``k``."""
+    return int(np.searchsorted(indptr, k, side="right") - 1)
 
 
 def check_finite(X, y, where, rows=None):
@@ -86,7 +89,7 @@ def check_finite(X, y, where, rows=None):
         bad = np.flatnonzero(~np.isfinite(X.data))
         if bad.size:
             k = bad[0]
-            r = int(np.searchsorted(X.indptr, k, side="right") - 1)
+            r = row_of_entry(X.indptr, k)
             raise UsageError(f"{where}: X has {_bad_name(X.data[k])} at row {row_name(r)}, "
                              f"feature {int(X.indices[k])}")
     else:

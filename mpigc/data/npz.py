@@ -12,7 +12,7 @@ Members stored uncompressed (``np.savez``, the :func:`save_npz` default) are mem
 in place, so a worker touches only the bytes of its own rows. Compressed members
 (``np.savez_compressed``) cannot be mapped: they are decompressed as a stream up to the
 last requested row and only the requested rows are kept (Fortran-ordered compressed
-arrays are loaded whole, then sliced).
+arrays are loaded whole once, kept, and sliced).
 """
 
 import struct
@@ -21,6 +21,7 @@ import zipfile
 import numpy as np
 import scipy.sparse as sp
 
+from mpigc.data.checks import row_of_entry
 from mpigc.data.source import DataSource
 from mpigc.errors import UsageError
 
@@ -76,17 +77,23 @@ class _Member:
                 local = f.read(30)
             name_len, extra_len = struct.unpack("<HH", local[26:30])
             self.offset = info.header_offset + 30 + name_len + extra_len + self.header_len
-            self._map = None
+        self._whole = None
 
     def whole(self):
-        """All elements: a read-only memory map when stored, else loaded into memory."""
-        if self.mappable:
-            if self._map is None:
-                self._map = np.memmap(self.path, dtype=self.dtype, mode="r", offset=self.offset,
-                                      shape=self.shape, order="F" if self.fortran else "C")
-            return self._map
-        with np.load(self.path, allow_pickle=False) as z:
-            return z[self.key]
+        """All elements: a read-only memory map when stored, else loaded into memory.
+
+        Either is kept: a compressed Fortran-ordered member is sliced from it on every read,
+        and must not be decompressed again each time.
+        """
+        if self._whole is None:
+            if self.mappable:
+                self._whole = np.memmap(self.path, dtype=self.dtype, mode="r",
+                                        offset=self.offset, shape=self.shape,
+                                        order="F" if self.fortran else "C")
+            else:
+                with np.load(self.path, allow_pickle=False) as z:
+                    self._whole = z[self.key]
+        return self._whole
 
     def rows(self, lo, hi):
         """A copy of elements ``[lo:hi]`` along the first axis, reading only those bytes
@@ -171,7 +178,7 @@ class NpzSource(DataSource):
         indices = self.m["indices"].rows(lo, hi).astype(np.int64)
         bad = np.flatnonzero((indices < 0) | (indices >= self.n_features))
         if bad.size:
-            row = start + int(np.searchsorted(indptr, lo + bad[0], side="right") - 1)
+            row = start + row_of_entry(indptr, lo + bad[0])
             raise UsageError(f"{self.path}: row {row} has feature index {indices[bad[0]]}, "
                              f"outside 0..{self.n_features - 1}")
         data = self.m["data"].rows(lo, hi).astype(np.float64)

@@ -85,16 +85,24 @@ class DataSource:
             X = (sp.csr_matrix((0, self.n_features)) if self.is_sparse
                  else np.empty((0, self.n_features)))
             return _as_dtype(X, dtype), np.empty(0)
-        if len(parts) == 1:
-            X, y = parts[0]
-        else:
-            X = (sp.vstack([p[0] for p in parts], format="csr") if self.is_sparse
-                 else np.concatenate([p[0] for p in parts]))
-            y = np.concatenate([p[1] for p in parts])
+        X, y = stack_rows(parts, self.is_sparse)
         # check after the cast: a float64 value beyond the float32 range becomes inf
         X, y = _as_dtype(X, dtype), np.ascontiguousarray(y, dtype=np.float64)
         check_finite(X, y, self.name, rows=np.concatenate(rows))
         return X, y
+
+
+def stack_rows(parts, sparse):
+    """One ``(X, y)`` from ``(X, y)`` parts in row order (a single part as it is).
+
+    X is stacked into CSR when ``sparse`` (every part CSR), else concatenated (every part
+    dense); y is concatenated.
+    """
+    if len(parts) == 1:
+        return parts[0]
+    Xs = [p[0] for p in parts]
+    X = sp.vstack(Xs, format="csr") if sparse else np.concatenate(Xs)
+    return X, np.concatenate([p[1] for p in parts])
 
 
 def _as_dtype(X, dtype):

@@ -19,12 +19,12 @@ import os
 import numpy as np
 import scipy.sparse as sp
 
-from mpigc.data.checks import MODELS
 from mpigc.data.npz import NpzSource
-from mpigc.data.source import DataSource
+from mpigc.data.source import DataSource, stack_rows
 from mpigc.data.svmlight import SvmlightSource
 from mpigc.data.synthetic import DEFAULT, SyntheticSource
 from mpigc.errors import UsageError
+from mpigc.models import MODELS
 
 SVMLIGHT_SUFFIXES = (".svm", ".libsvm", ".txt")
 
@@ -178,15 +178,13 @@ class ConcatSource(DataSource):
         self.name = "+".join(s.name for s in self.parts)
 
     def _read(self, start, stop):
-        Xs, ys = [], []
+        parts = []
         for k, part in enumerate(self.parts):
             lo, hi = max(start, self.starts[k]), min(stop, self.starts[k + 1])
             if lo < hi:
                 X, y = part._read(int(lo - self.starts[k]), int(hi - self.starts[k]))
-                Xs.append(sp.csr_matrix(X) if self.is_sparse else X)
-                ys.append(y)
-        X = sp.vstack(Xs, format="csr") if self.is_sparse else np.concatenate(Xs)
-        return X, np.concatenate(ys)
+                parts.append((sp.csr_matrix(X) if self.is_sparse else X, y))
+        return stack_rows(parts, self.is_sparse)
 
     def labels(self):
         return np.concatenate([s.labels() for s in self.parts])

@@ -16,7 +16,8 @@ import warnings
 import numpy as np
 import scipy.sparse as sp
 
-from mpigc.data.source import DataSource
+from mpigc.data.checks import row_of_entry
+from mpigc.data.source import DataSource, stack_rows
 from mpigc.errors import UsageError
 
 _SCAN_BLOCK = 1 << 24   # bytes per step of the max-index scan
@@ -183,15 +184,14 @@ class SvmlightSource(DataSource):
         limit = self.n_features - 1 + first if check_range else np.iinfo(np.int64).max
         bad = np.flatnonzero((raw < first) | (raw > limit))
         if bad.size:
-            row = start + int(np.searchsorted(indptr, bad[0], side="right") - 1)
+            row = start + row_of_entry(indptr, bad[0])
             self._fail(row, self._range_message(raw[bad[0]]))
         self._check_unique(start, indptr, raw)
         for arr, what in ((y, "label"), (vals, "value")):
             bad = np.flatnonzero(~np.isfinite(arr))
             if bad.size:
                 k = bad[0]
-                row = start + (k if what == "label" else
-                               int(np.searchsorted(indptr, k, side="right") - 1))
+                row = start + (k if what == "label" else row_of_entry(indptr, k))
                 name = what if what == "label" else f"value of feature {raw[k]}"
                 self._fail(row, f"{name} is {arr[k]}")
         return y, indptr, raw - first, vals, int(raw.max(initial=0))
@@ -246,7 +246,4 @@ class SvmlightSource(DataSource):
             y, indptr, indices, vals, _ = self._parse(a, b)
             X = sp.csr_matrix((vals, indices, indptr), shape=(b - a, self.n_features))
             parts.append((X, y))
-        if len(parts) == 1:
-            return parts[0]
-        return (sp.vstack([p[0] for p in parts], format="csr"),
-                np.concatenate([p[1] for p in parts]))
+        return stack_rows(parts, sparse=True)

@@ -22,7 +22,7 @@ import scipy.sparse as sp
 from scipy.special import expit
 
 from mpigc.data.checks import prepare_labels
-from mpigc.data.source import DataSource
+from mpigc.data.source import DataSource, stack_rows
 
 BLOCK_ROWS = 1024
 MARGIN_STD = 3.0
@@ -65,12 +65,8 @@ class SyntheticSource(DataSource):
 
     def _read(self, start, stop):
         first, last = start // BLOCK_ROWS, (stop - 1) // BLOCK_ROWS
-        blocks = [self._block(b) for b in range(first, last + 1)]
-        stack = sp.vstack if self.is_sparse else np.concatenate
-        X = stack([blk[0] for blk in blocks]) if len(blocks) > 1 else blocks[0][0]
-        y = np.concatenate([blk[1] for blk in blocks])
+        X, y = stack_rows([self._block(b) for b in range(first, last + 1)], self.is_sparse)
         lo = start - first * BLOCK_ROWS
-        X = X.tocsr() if self.is_sparse else X
         return X[lo:lo + stop - start], y[lo:lo + stop - start]
 
     def labels(self):

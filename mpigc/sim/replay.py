@@ -97,7 +97,20 @@ def chunk_ends(sim, chunk_times, where):
 
 
 def replay(directory):
+    """:func:`replay_run` of the run recorded in ``directory`` (see :func:`read_run`)."""
+    return replay_run(*read_run(directory))
+
+
+def replay_run(summary, records):
     """Predicted completion of every recorded iteration and the overhead ratio.
+
+    Parameters
+    ----------
+    summary : dict
+        The run's ``summary.json``.
+    records : list of dict
+        Its ``iterations.jsonl``, one object per iteration, each with ``iteration``,
+        ``duration_s`` and ``chunk_times``.
 
     Returns
     -------
@@ -108,7 +121,6 @@ def replay(directory):
         state equals the recorded one)), ``measured_total_s``, ``predicted_total_s``,
         ``overhead_ratio`` and ``unpredicted`` (iterations left out of the ratio).
     """
-    summary, records = read_run(directory)
     protocol = protocol_from_summary(summary)
     sim = Simulator(protocol)
     rows = []
