@@ -15,15 +15,13 @@ import numpy as np
 
 from mpigc.errors import UsageError
 
-from ._compile import SPECIALISATIONS, cache_dir, compile_keys
+from ._compile import CSR_KEYS, DENSE_KEYS, SPECIALISATIONS, cache_dir, compile_keys
 from ._loops import MODEL_CODES
 
 __all__ = ["loss_grad", "warmup", "warmup_main"]
 
 _entry_points = {}  # layout key -> compiled function, once compiled or loaded here
 _F64 = np.dtype(np.float64)
-_DENSE_KEYS = {np.dtype(np.float64): ("dense", "float64"),
-               np.dtype(np.float32): ("dense", "float32")}
 
 
 def _float_vector(a, name, length):
@@ -40,7 +38,7 @@ def _float_vector(a, name, length):
 def _layout(X):
     """The specialisation key of X and the arrays passed to the row loop."""
     if type(X) is np.ndarray:
-        key = _DENSE_KEYS.get(X.dtype)
+        key = DENSE_KEYS.get(X.dtype)
         flags = X.flags
         if key is None or X.ndim != 2 or not (flags.c_contiguous and flags.aligned):
             raise UsageError(f"dense X must be a C-contiguous float64/float32 matrix, got "
@@ -48,8 +46,8 @@ def _layout(X):
         return key, (X,)
     if getattr(X, "format", None) == "csr":
         arrays = (X.data, X.indices, X.indptr)
-        key = ("csr", X.data.dtype.name, X.indices.dtype.name)
-        if (key not in SPECIALISATIONS or X.indptr.dtype != X.indices.dtype
+        key = CSR_KEYS.get((X.data.dtype, X.indices.dtype))
+        if (key is None or X.indptr.dtype != X.indices.dtype
                 or not all(a.ndim == 1 and a.flags.c_contiguous and a.flags.aligned
                            for a in arrays)
                 or X.indptr.shape[0] != X.shape[0] + 1):

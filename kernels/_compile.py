@@ -13,6 +13,7 @@ import contextlib
 import fcntl
 import os
 
+import numpy as np
 from numba import types
 
 from . import _loops
@@ -46,6 +47,13 @@ def _csr_signature(dtype, index_dtype):
 SPECIALISATIONS = {("dense", dt): (_loops.dense, _dense_signature(dt)) for dt in _DENSE_DTYPES}
 SPECIALISATIONS.update({("csr", dt, it): (_loops.csr, _csr_signature(dt, it))
                         for dt in _DENSE_DTYPES for it in _INDEX_DTYPES})
+
+# dtype objects -> layout key, for loss_grad's per-call lookup: hashing dtypes is far
+# cheaper than dtype.name, and a non-native byte order matches no entry (it compares
+# unequal to the native dtype), so such data is rejected instead of misread.
+DENSE_KEYS = {np.dtype(dt): ("dense", dt) for dt in _DENSE_DTYPES}
+CSR_KEYS = {(np.dtype(dt), np.dtype(it)): ("csr", dt, it)
+            for dt in _DENSE_DTYPES for it in _INDEX_DTYPES}
 
 
 def cache_dir():

@@ -8,13 +8,12 @@ stopped within the timeout, and nothing left behind (the run's ``--out`` directo
 created and the working directory gains no file).
 """
 
-import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from mpiutil import run_cli, run_mpi
+from mpiutil import assert_usage_error, run_cli, run_mpi, tails
 
 TIMEOUT = 60
 MPI1 = -1  # ranks value: mpiexec -n 1 (1 means a plain `python -m mpigc`)
@@ -338,14 +337,9 @@ def test_bad_input(tmp_path, argv, match, ranks, setup):
     else:
         res = run_mpi(1 if ranks == MPI1 else ranks, ["mpigc", *argv], timeout=TIMEOUT, env=env,
                       cwd=tmp_path)
-    detail = f"\n--- stdout\n{res.stdout[-2000:]}\n--- stderr\n{res.stderr[-3000:]}"
-    assert res.returncode == 2, detail
-    lines = res.stderr.splitlines()
-    assert len(lines) == 1, detail
-    assert lines[0].startswith("mpigc: error: "), detail
-    assert re.search(match, lines[0]), f"{match!r} not in {lines[0]!r}"
-    assert "Traceback" not in res.stdout, detail
-    assert res.stdout.strip() == "", detail
+    assert_usage_error(res, pattern=match)
+    assert "Traceback" not in res.stdout, tails(res)
+    assert res.stdout.strip() == "", tails(res)
     after = _snapshot(tmp_path)
     assert after == before, "files were created or changed"
 

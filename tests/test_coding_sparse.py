@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from mpigc.coding import (Assignment, CoverageTracker, GradientCode, cyclic, frc, optimal_ordering, q_max,
                           random_ordering, regular)
 from mpigc.errors import UsageError
-from test_coding_helpers import assignments, direct_coverage, make_decodable
+from test_coding_helpers import assignments, direct_coverage, make_decodable, states
 
 
 def dense_positions(a):
@@ -39,7 +39,7 @@ def test_csr_views_match_the_orderings(a, data):
         assert np.array_equal(a.holder_positions(j), pos[j, h])
         for i in range(a.n_workers):
             assert a.position(i, j) == pos[j, i]
-    state = np.array([data.draw(st.integers(0, int(load))) for load in a.loads])
+    state = states(data.draw, a)
     assert np.array_equal(a.coverage(state), direct_coverage(a, state))
     assert np.array_equal(a.processed(state), (pos >= 1) & (pos <= state[None, :]))
     assert a.processed_entries(state).sum() == state.sum()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from mpiutil import REPO, mpiexec, run
+from mpiutil import REPO, assert_usage_error, mpiexec, run, run_cli
 
 STANDIN = Path(__file__).resolve().parent / "slurm"
 
@@ -63,7 +63,7 @@ def test_scaling_job_loops_srun_steps_and_collects(tmp_path, slurm_env):
     env = dict(slurm_env, MPIGC_RANKS="2 3", MPIGC_ITERATIONS="3",
                MPIGC_DATA="synthetic:n=3000,d=20,seed=1", MPIGC_OUT=str(tmp_path / "sc"))
     res = run(["sbatch", "--ntasks=3", REPO / "jobs/scaling.sbatch"], env=env, cwd=tmp_path,
-              timeout=300)
+              timeout=240)
     assert res.returncode == 0, _log(tmp_path)
     out = json.loads((tmp_path / "sc/scaling.json").read_text())
     points = {(r["scheme"], r["ranks"]) for r in out["runs"]}
@@ -76,7 +76,7 @@ def test_sweep_array_covers_schemes_and_seeds(tmp_path, slurm_env):
                MPIGC_ARGS="--iterations 2 --data synthetic:n=2000,d=10",
                MPIGC_OUT=str(tmp_path / "sw"))
     res = run(["sbatch", "--array=0-3", "--ntasks=3", REPO / "jobs/sweep.sbatch"], env=env,
-              cwd=tmp_path, timeout=300)
+              cwd=tmp_path, timeout=240)
     assert res.returncode == 0, _log(tmp_path)
     made = sorted(p.name for p in (tmp_path / "sw").iterdir())
     assert made == ["psgc-seed-0", "psgc-seed-1", "uncoded-seed-0", "uncoded-seed-1"]
@@ -86,16 +86,12 @@ def test_pmi_mismatch_under_srun_is_refused(tmp_path, slurm_env):
     """srun without a matching PMI starts N size-1 worlds: every rank must stop, exit 2."""
     res = run([STANDIN / "srun", "--mpi=none", "--ntasks=3", sys.executable, "-m", "mpigc",
                "train", "--iterations", "1"], env=slurm_env, cwd=tmp_path, timeout=120)
-    assert res.returncode == 2
-    lines = res.stderr.strip().splitlines()
-    assert len(lines) == 1 and "srun started 3 tasks" in lines[0], res.stderr
+    assert_usage_error(res, "srun started 3 tasks")
 
 
 def test_bench_scaling_runs_each_rank_count(tmp_path):
-    from mpiutil import run_cli
-
     res = run_cli(["bench", "scaling", "--ranks", "2,3", "--iterations", "2", "--json",
-                   "--data", "synthetic:n=2000,d=10", "--out", tmp_path], timeout=300)
+                   "--data", "synthetic:n=2000,d=10", "--out", tmp_path], timeout=240)
     assert res.returncode == 0, res.stderr
     out = json.loads(res.stdout)
     rows = {(r["scheme"], r["ranks"]): r for r in out["runs"]}

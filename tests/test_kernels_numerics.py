@@ -156,6 +156,14 @@ def test_equal_but_not_identical_dtypes_accepted():
     assert rel_err(loss, reference("linear", X, y, w)[0]) <= RTOL
 
 
+def test_big_endian_csr_data_rejected():
+    """Non-native byte order must raise, not be read as native (that gave an inf loss)."""
+    X, y, w = make("csr")
+    X.data = X.data.astype(">f8")
+    with pytest.raises(UsageError, match="CSR X"):
+        loss_grad("logistic", X, y, w, 0, X.shape[0], np.zeros(X.shape[1]))
+
+
 @pytest.mark.parametrize("layout", ("dense64", "csr"))
 def test_read_only_inputs_share_the_compiled_function(layout):
     """Memory-mapped (read-only) data must not make Numba compile a second version."""

@@ -1,6 +1,6 @@
 import pytest
 
-from mpiutil import run_cli, run_mpi_script
+from mpiutil import assert_usage_error, run_cli, run_mpi_script
 
 
 def test_mpi_smoke_collective_and_p2p():
@@ -26,7 +26,4 @@ def test_version():
 
 @pytest.mark.parametrize("argv", [["train", "--scheme", "nope"], ["frobnicate"], []])
 def test_bad_command_line_is_one_line_exit_2(argv):
-    res = run_cli(argv)
-    assert res.returncode == 2
-    lines = res.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("mpigc: error:"), res.stderr
+    assert_usage_error(run_cli(argv))

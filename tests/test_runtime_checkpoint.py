@@ -24,8 +24,8 @@ from mpigc.errors import UsageError
 from mpigc.optim import make_optimizer
 from mpigc.runtime import checkpoint
 from mpigc.runtime.checkpoint import Checkpoint
-from mpiutil import REPO, mpiexec, run_mpi
-from test_runtime_helpers import read_run
+from mpiutil import (REPO, assert_ok, assert_usage_error, mpi_command, read_run, run_mpi,
+                     start)
 
 DATA = "synthetic:n=2000,d=10"
 WORKERS = 4
@@ -48,19 +48,8 @@ def _mpi(args, env=None, timeout=90):
     return run_mpi(WORKERS + 1, args, timeout=timeout, env=env)
 
 
-def _ok(res):
-    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
-    return res
-
-
 def _w(out):
     return np.load(os.path.join(out, "model.npz"))["w"]
-
-
-def _one_line_error(res, text):
-    assert res.returncode == 2, res.stdout + res.stderr
-    lines = [line for line in res.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("mpigc: error: ") and text in lines[0], lines
 
 
 # -- unit tests ----------------------------------------------------------------------------
@@ -179,15 +168,15 @@ def test_psgc_stopped_by_sigusr1_and_resumed_is_bit_for_bit(optimizer, tmp_path)
     opts = ["--scheme", "psgc", "--optimizer", optimizer, "--chunk-time", 0.04,
             "--stragglers", _trace(tmp_path / "trace.txt"), "--l2", 1e-3]
     ref, out = str(tmp_path / "ref"), str(tmp_path / "run")
-    _ok(_mpi(_args(ref, *opts)))
-    res = _ok(_mpi(_args(out, *opts),
-                   env={"MPIGC_TEST_SIGNAL_AT_ITERATION": str(STOP_AT)}))
+    assert_ok(_mpi(_args(ref, *opts)))
+    res = assert_ok(_mpi(_args(out, *opts),
+                         env={"MPIGC_TEST_SIGNAL_AT_ITERATION": str(STOP_AT)}))
     assert (f"mpigc: checkpoint at iteration {STOP_AT} written to {out}; resume with "
             f"--resume {out}") in res.stdout
     assert not os.path.exists(os.path.join(out, "model.npz"))
     assert checkpoint.load(out).iteration == STOP_AT
-    _ok(_mpi(["mpigc", "train", "--resume", out, "--data", DATA, "--iterations", ITERATIONS,
-              "--quiet", *opts]))
+    assert_ok(_mpi(["mpigc", "train", "--resume", out, "--data", DATA,
+                    "--iterations", ITERATIONS, "--quiet", *opts]))
     assert np.array_equal(_w(out), _w(ref))
     (s_ref, r_ref), (s, r) = read_run(ref), read_run(out)
     assert [x["iteration"] for x in r] == list(range(ITERATIONS))
@@ -203,13 +192,13 @@ def test_periodic_checkpoint_resume_with_random_stragglers_and_lr_auto(tmp_path)
     opts = ["--scheme", "psgc", "--optimizer", "nesterov", "--chunk-time", 0.002,
             "--stragglers", "bimodal:p=0.3,slowdown=4", "--seed", 3]
     ref, out = str(tmp_path / "ref"), str(tmp_path / "run")
-    _ok(_mpi(_args(ref, *opts)))
-    _ok(_mpi(_args(out, *opts, "--checkpoint-every", 4)))
+    assert_ok(_mpi(_args(ref, *opts)))
+    assert_ok(_mpi(_args(out, *opts, "--checkpoint-every", 4)))
     # the last periodic checkpoint (before iteration 8) stays after a finished run
     assert checkpoint.load(out).iteration == 8
     again = str(tmp_path / "again")
-    _ok(_mpi(["mpigc", "train", "--resume", out, "--out", again, "--data", DATA,
-              "--iterations", ITERATIONS, "--quiet", *opts]))
+    assert_ok(_mpi(["mpigc", "train", "--resume", out, "--out", again, "--data", DATA,
+                    "--iterations", ITERATIONS, "--quiet", *opts]))
     np.testing.assert_allclose(_w(again), _w(ref), rtol=1e-12, atol=0)
     s, r = read_run(again)
     assert [x["iteration"] for x in r] == list(range(ITERATIONS))
@@ -229,10 +218,11 @@ def test_resume_refuses_a_different_configuration_and_bad_checkpoints(tmp_path):
     ck.fingerprint = checkpoint.fingerprint(cfg, WORKERS + 1)
     checkpoint.save(out, ck)
     res = _mpi(["mpigc", "train", "--resume", out, "--data", DATA, "--seed", 4])
-    _one_line_error(res, f"checkpoint in {out} was written with --seed 3, this run has --seed 4")
+    assert_usage_error(res, f"checkpoint in {out} was written with --seed 3, "
+                            f"this run has --seed 4")
     open(checkpoint.path(out), "wb").write(b"garbage")
-    _one_line_error(_mpi(["mpigc", "train", "--resume", out, "--data", DATA, "--seed", 3]),
-                    "is not a valid checkpoint")
+    assert_usage_error(_mpi(["mpigc", "train", "--resume", out, "--data", DATA, "--seed", 3]),
+                       "is not a valid checkpoint")
 
 
 def _rank0_pid(root):
@@ -264,11 +254,9 @@ def test_external_signal_stops_at_an_iteration_boundary(target, sig, tmp_path):
     opts = ["--scheme", "uncoded", "--optimizer", "nesterov", "--chunk-time", 0.01,
             "--stragglers", "bimodal:p=0.3,slowdown=3", "--seed", 1]
     out = str(tmp_path / "run")
-    env = dict(os.environ, NUMBA_CACHE_DIR=str(REPO / ".numba_cache"), PYTHONUNBUFFERED="1")
-    cmd = [mpiexec(), "-n", str(WORKERS + 1), sys.executable, "-m", "mpigc", "train",
-           "--data", DATA, "--iterations", "400", "--quiet", "--out", out, *map(str, opts)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=env, start_new_session=True)
+    cmd = mpi_command(WORKERS + 1, ["mpigc", "train", "--data", DATA, "--iterations", 400,
+                                    "--quiet", "--out", out, *opts])
+    proc = start(cmd, env={"NUMBA_CACHE_DIR": str(REPO / ".numba_cache")})
     try:
         part = os.path.join(out, ".iterations.jsonl.part")
         deadline = time.monotonic() + 60
@@ -289,9 +277,9 @@ def test_external_signal_stops_at_an_iteration_boundary(target, sig, tmp_path):
     if target == "rank0":
         # uncoded decodes in a fixed order: the resumed run matches an uninterrupted one
         total = k + 3
-        _ok(_mpi(["mpigc", "train", "--resume", out, "--data", DATA, "--iterations", total,
-                  "--quiet", *opts]))
+        assert_ok(_mpi(["mpigc", "train", "--resume", out, "--data", DATA,
+                        "--iterations", total, "--quiet", *opts]))
         ref = str(tmp_path / "ref")
-        _ok(_mpi(_args(ref, *opts, iterations=total)))
+        assert_ok(_mpi(_args(ref, *opts, iterations=total)))
         assert np.array_equal(_w(out), _w(ref))
         shutil.rmtree(ref)

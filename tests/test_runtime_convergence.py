@@ -7,7 +7,7 @@ equations (linear), with the objective evaluated by NumPy here, independently of
 import numpy as np
 import pytest
 
-from test_runtime_helpers import train
+from mpiutil import train
 
 L2 = 1e-3
 

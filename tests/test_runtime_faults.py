@@ -8,7 +8,6 @@ broadcast tree for 6 ranks, so its stall delays nobody else's broadcasts.
 """
 
 import itertools
-import json
 import time
 
 import numpy as np
@@ -16,7 +15,7 @@ import pytest
 
 from mpigc.errors import UsageError
 from mpigc.runtime.faults import EXIT_NONFINITE, FaultPlan
-from mpiutil import run_cli, run_mpi
+from mpiutil import assert_ok, assert_usage_error, read_run, run_cli, run_mpi
 
 EXACT = 1e-10
 DATA = "synthetic:n=500,d=6,seed=3"
@@ -27,14 +26,6 @@ def _train(tmp_path, *args, ranks=6, timeout=90):
     out = tmp_path / "out"
     res = run_mpi(ranks, BASE + ["--out", out, *map(str, args)], timeout=timeout)
     return res, out
-
-
-def _records(out):
-    return [json.loads(line) for line in (out / "iterations.jsonl").read_text().splitlines()]
-
-
-def _ok(res):
-    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-3000:]
 
 
 # -- the grammar (no MPI) --------------------------------------------------------------------
@@ -80,17 +71,14 @@ def test_allreduce_refuses_faults():
 
 
 def test_malformed_faults_are_refused_before_mpi():
-    res = run_cli(["train", "--faults", "stall:worker=1,seconds=0"], timeout=60)
-    assert res.returncode == 2 and res.stderr.count("\n") == 1
-    assert "seconds must be a positive" in res.stderr
+    assert_usage_error(run_cli(["train", "--faults", "stall:worker=1,seconds=0"], timeout=60),
+                       "seconds must be a positive")
 
 
 def test_fault_on_a_missing_worker_stops_every_rank():
     res = run_mpi(4, ["mpigc", "train", "--data", DATA, "--faults", "fail:worker=3"],
                   timeout=60)
-    assert res.returncode == 2, res.stderr
-    lines = res.stderr.strip().splitlines()
-    assert len(lines) == 1 and "worker 3 does not exist (the run has 3 workers" in lines[0]
+    assert_usage_error(res, "worker 3 does not exist (the run has 3 workers")
 
 
 # -- a stalled worker ------------------------------------------------------------------------
@@ -102,8 +90,8 @@ def test_stall_with_decodable_remainder_takes_a_second_round(tmp_path):
     res, out = _train(tmp_path, "--ordering", orders, "--chunk-time", 0.1, "--iterations", 5,
                       "--transmit-timeout", 0.3, "--faults",
                       "stall:worker=2,iteration=2,seconds=1.5")
-    _ok(res)
-    rec = _records(out)
+    assert_ok(res)
+    _, rec = read_run(out)
     stalled = rec[2]
     assert stalled["dropped"] == [2] and stalled["rounds"] == 2
     assert stalled["state"][2] == 0 and stalled["trigger"] == "exact"
@@ -119,8 +107,8 @@ def test_stall_without_decodable_remainder_exact_mode_waits(tmp_path):
     res, out = _train(tmp_path, "--chunk-time", 0.01, "--iterations", 5,
                       "--transmit-timeout", 0.2, "--faults",
                       "stall:worker=2,iteration=2,seconds=1")
-    _ok(res)
-    rec = _records(out)
+    assert_ok(res)
+    _, rec = read_run(out)
     assert rec[2]["waited"] and rec[2]["dropped"] == [] and rec[2]["rounds"] == 1
     assert rec[2]["duration_s"] >= 0.9
     assert not any(r["waited"] for i, r in enumerate(rec) if i != 2)
@@ -136,8 +124,8 @@ def deadline_lag(tmp_path_factory):
                       "--transmit-timeout", 0.2, "--faults",
                       "stall:worker=2,iteration=2,seconds=1.5+fail:worker=0,iteration=2"
                       "+fail:worker=1,iteration=2")
-    _ok(res)
-    return _records(out)
+    assert_ok(res)
+    return read_run(out)[1]
 
 
 def test_stall_without_decodable_remainder_deadline_mode_is_approximate(deadline_lag):
@@ -163,8 +151,8 @@ def test_lagging_worker_is_left_out_then_rejoins_without_stale_data(deadline_lag
 def test_worker_that_fails_every_iteration(tmp_path, scheme):
     res, out = _train(tmp_path, "--scheme", scheme, "--chunk-time", 0.005,
                       "--iterations", 12, "--faults", "fail:worker=3")
-    _ok(res)
-    rec = _records(out)
+    assert_ok(res)
+    _, rec = read_run(out)
     assert len(rec) == 12 and all(r["state"][3] == 0 for r in rec)
     assert all(r["trigger"] == "exact" for r in rec)
     assert max(r["grad_rel_err"] for r in rec) <= EXACT
@@ -181,14 +169,13 @@ def test_nonfinite_vector_stops_the_run_and_keeps_the_last_good_model(tmp_path):
     lines = res.stderr.strip().splitlines()
     assert lines == [f"mpigc: error: non-finite gradient or loss from worker 1 in iteration 3;"
                      f" last good model kept in {out / 'model.npz'}"]
-    rec = _records(out)
+    summary, rec = read_run(out)
     assert [r["iteration"] for r in rec] == [0, 1, 2, 3]
-    summary = json.loads((out / "summary.json").read_text())
     assert "worker 1 in iteration 3" in summary["error"]
     # Independent reference: the same run without the fault, stopped after 3 iterations.
     ref_res = run_mpi(6, BASE + ["--out", tmp_path / "ref", "--iterations", 3] + every,
                       timeout=60)
-    _ok(ref_res)
+    assert_ok(ref_res)
     w = np.load(out / "model.npz")["w"]
     np.testing.assert_allclose(w, np.load(tmp_path / "ref" / "model.npz")["w"], rtol=1e-9,
                                atol=1e-12)

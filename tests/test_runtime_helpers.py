@@ -1,37 +1,13 @@
-"""Pure-Python parts of the runtime (no MPI), and the helpers the MPI runtime tests share."""
+"""Pure-Python parts of the runtime (no MPI)."""
 
 import json
 import math
 import os
 import time
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
-
-from mpiutil import MPI_SCRIPTS, run_mpi
-
-
-# -- helpers shared by tests/test_runtime_*.py -------------------------------------------
-def read_run(out):
-    """(summary dict, list of iteration records) of a run's --out directory."""
-    out = Path(out)
-    summary = json.loads((out / "summary.json").read_text())
-    records = [json.loads(line) for line in (out / "iterations.jsonl").read_text().splitlines()]
-    return summary, records
-
-
-def train(workers, args, out, timeout=90, script=None):
-    """``mpiexec -n workers+1 mpigc train ARGS --out OUT --quiet``; asserts exit status 0.
-
-    ``script``: a tests/mpi script that takes the mpigc command line instead of ``mpigc``.
-    """
-    head = [MPI_SCRIPTS / script] if script else ["mpigc"]
-    res = run_mpi(workers + 1, head + ["train", *map(str, args), "--out", out, "--quiet"],
-                  timeout=timeout)
-    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-5000:]
-    return read_run(out)
 
 
 # -- unit tests ----------------------------------------------------------------------------

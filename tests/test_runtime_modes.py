@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from mpigc.stragglers import parse_stragglers
-from test_runtime_helpers import train
+from mpiutil import train
 
 SMALL = "synthetic:n=1200,d=24,seed=3"
 SLOW_THREE = "persistent:frac=0.75,slowdown=50"  # 3 of 4 workers 50x slower

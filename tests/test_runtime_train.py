@@ -6,7 +6,7 @@ Small worlds (3-4 workers), a few iterations, each run with a timeout.
 import numpy as np
 import pytest
 
-from test_runtime_helpers import train
+from mpiutil import train
 
 STRAGGLERS = "bimodal:p=0.3,slowdown=4"
 SMALL = "synthetic:n=1200,d=24,seed=3"
@@ -21,6 +21,15 @@ CONFIG_KEYS = {"scheme", "assignment", "load", "ell", "ordering", "seed", "toler
 
 def _reference_losses(records):
     return np.array([r["loss"] for r in records])
+
+
+def _min_cover(state, orderings):
+    """How many workers the broadcast state counts for its least-covered chunk (these
+    runs have as many chunks as workers)."""
+    cover = np.zeros(len(orderings), int)
+    for i, s in enumerate(state):
+        cover[orderings[i][:s]] += 1
+    return cover.min()
 
 
 @pytest.fixture(scope="module")
@@ -48,10 +57,7 @@ def test_exact_schemes_decode_the_exact_gradient(scheme, uncoded, tmp_path):
         assert r["grad_rel_err"] <= 1e-10 and r["recovered_fraction"] == 1.0
         assert r["duration_s"] > 0
         # the broadcast state covers every chunk; chunk times exist for what it counts
-        cover = np.zeros(4, int)
-        for i, s in enumerate(r["state"]):
-            cover[orderings[i][:s]] += 1
-        assert cover.min() >= 1
+        assert _min_cover(r["state"], orderings) >= 1
         assert all(len(ct) >= s for ct, s in zip(r["chunk_times"], r["state"]))
     # exact gradients: the same trajectory as uncoded, iteration by iteration
     ref = _reference_losses(uncoded[1])
@@ -71,10 +77,7 @@ def test_psgc_exact_for_every_ell(ell, uncoded, tmp_path):
     # every chunk was processed by >= ell reporting workers in the broadcast state
     orderings = summary["config"]["orderings"]
     for r in records:
-        cover = np.zeros(4, int)
-        for i, s in enumerate(r["state"]):
-            cover[orderings[i][:s]] += 1
-        assert cover.min() >= ell
+        assert _min_cover(r["state"], orderings) >= ell
         # chunk times measured for at least the chunks the state counts
         assert all(len(ct) >= s for ct, s in zip(r["chunk_times"], r["state"]))
     np.testing.assert_allclose(_reference_losses(records), _reference_losses(uncoded[1]),

@@ -8,12 +8,11 @@ the stalled worker (second encode round) or, in exact mode when the rest cannot 
 waits for it; either way the run goes on. Deselect with ``-m "not soak"``.
 """
 
-import json
 import math
 
 import pytest
 
-from mpiutil import run_mpi
+from mpiutil import assert_ok, read_run, run_mpi, tails
 
 pytestmark = pytest.mark.soak
 
@@ -69,13 +68,11 @@ def test_soak(tmp_path, name, options, iterations, stragglers, faults):
         "--chunk-time", "0.002", "--stragglers", stragglers, "--faults", faults,
         "--transmit-timeout", "0.2", "--seed", "7", "--verify", "--quiet", "--out", out],
         timeout=TIMEOUT, env={"OMP_NUM_THREADS": "1"})
-    detail = f"\n--- stdout\n{res.stdout[-2000:]}\n--- stderr\n{res.stderr[-3000:]}"
-    assert res.returncode == 0, detail
-    assert "Traceback" not in res.stderr + res.stdout, detail
+    assert_ok(res)
+    assert "Traceback" not in res.stderr + res.stdout, tails(res)
 
-    records = [json.loads(line) for line in (out / "iterations.jsonl").read_text().splitlines()]
+    summary, records = read_run(out)
     assert sorted(r["iteration"] for r in records) == list(range(iterations))  # none lost
-    summary = json.loads((out / "summary.json").read_text())
     assert summary["iterations"] == iterations
     assert all(r["grad_rel_err"] is not None and math.isfinite(r["grad_rel_err"])
                for r in records)

@@ -4,15 +4,14 @@ A job runs in its own process group and the whole group is killed at its timeout
 hung rank can never hang the caller.
 """
 
-import json
 import os
 import shlex
 import signal
 import subprocess
 import sys
-from pathlib import Path
 
 from mpigc.runtime import launch
+from mpigc.sim.replay import read_run
 from mpigc.schemes import SCHEMES
 
 
@@ -67,7 +66,4 @@ def train(n_ranks, args, out, timeout, launcher=None):
     launcher = launcher or default_launcher()
     cmd = shlex.split(launcher.format(n=n_ranks)) + [sys.executable, "-m", "mpigc", "train"]
     run(cmd + list(args) + ["--out", out, "--quiet"], timeout)
-    out = Path(out)
-    summary = json.loads((out / "summary.json").read_text())
-    records = [json.loads(line) for line in (out / "iterations.jsonl").read_text().splitlines()]
-    return summary, records
+    return read_run(out)

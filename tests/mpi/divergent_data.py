@@ -4,11 +4,10 @@ Validation that reads files must be agreed by all ranks: the job exits 2 everywh
 with one line from rank 0, instead of rank 1 leaving the others waiting.
 """
 
-import os
 import sys
 
 from mpigc.cli import main
+from mpigc.runtime.launch import launcher_rank
 
-data = "/nonexistent/mpigc-data.svm" if os.environ.get("PMI_RANK") == "1" else \
-    "synthetic:n=1000,d=5"
+data = "/nonexistent/mpigc-data.svm" if launcher_rank() == 1 else "synthetic:n=1000,d=5"
 sys.exit(main(["train", "--data", data, "--iterations", "2", "--quiet"]))
