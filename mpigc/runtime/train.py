@@ -118,6 +118,10 @@ def _abort(comm):
     traceback.print_exc()
     sys.stderr.write(f"mpigc: rank {comm.rank} failed: aborting the job\n")
     sys.stderr.flush()
+    # MPI_Abort makes the launcher kill every process, the forwarders of our output too:
+    # give them a moment to pass the traceback on (once, in a full test run under load, a
+    # crashed worker's job ended with an empty stderr)
+    time.sleep(0.2)
     comm.abort(1)
 
 
