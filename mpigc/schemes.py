@@ -1,7 +1,8 @@
 """SPEC section 5 as data: every scheme is a setting of one engine.
 
 A :class:`Scheme` says how work is assigned (``unit_load``), when a worker reports
-(``report``), when the PS decodes (``trigger``) and how vectors are encoded (``encoder``).
+(``report``), when the PS decodes (``trigger``, or ``frc_trigger`` on a fractional
+repetition) and how vectors are encoded (``encoder``).
 :func:`build_protocol` turns a scheme name and its options into a :class:`Protocol`, the
 object that the MPI runtime and the simulator share: the same trigger rule, the same
 encode and decode, whatever carries the messages.
@@ -31,11 +32,18 @@ class Scheme:
     trigger : {"coverage", "finished", "all"} or None
         "coverage": every chunk processed by >= ell reporting workers; "finished": at least
         N - s workers finished; "all": every worker finished.
+    frc_trigger : {"coverage"} or None
+        The trigger on a fractional repetition assignment (``Assignment.groups``), where it
+        replaces ``trigger``. gc's "coverage", with reports from finished workers only, fires
+        once every group has ell finished workers: at ell = 1 the rule of Tandon et al.'s
+        ``replication.py`` (its master decodes when one worker of every group has finished),
+        not the weaker "any N - s finished" of their cyclic code.
     unit_load : bool
         Each worker holds exactly one chunk (load 1).
     encoder : {"adaptive", "fixed"} or None
         "adaptive": min-norm coefficients from the broadcast state (SPEC section 3);
-        "fixed": Tandon et al.'s fixed cyclic-repetition code (gc with ell = 1).
+        "fixed": Tandon et al.'s fixed code (gc with ell = 1; on a fractional repetition
+        their group sums, else their cyclic-repetition construction).
     rescale : bool
         Scale the decoded gradient by m / (chunks recovered) (ignore-stragglers).
     deadline : bool
@@ -49,6 +57,7 @@ class Scheme:
     encoder: Optional[str]
     rescale: bool = False
     deadline: bool = False
+    frc_trigger: Optional[str] = None
 
     @property
     def uses_ps(self):
@@ -59,7 +68,7 @@ SCHEMES = {
     s.name: s
     for s in (
         Scheme("psgc", "chunk", "coverage", False, "adaptive", deadline=True),
-        Scheme("gc", "done", "finished", False, "fixed", deadline=True),
+        Scheme("gc", "done", "finished", False, "fixed", deadline=True, frc_trigger="coverage"),
         Scheme("gc-cover", "done", "coverage", False, "adaptive"),
         Scheme("ignore-stragglers", "done", "finished", True, "adaptive", rescale=True),
         Scheme("uncoded", "done", "all", True, "adaptive"),
@@ -106,7 +115,8 @@ class FixedEncoder:
     """Tandon's :class:`~mpigc.coding.FixedCode` behind the :class:`~mpigc.coding.GradientCode` calls.
 
     The fixed code ignores the broadcast state when encoding (a finished worker sends its
-    fixed combination) and decodes from the finished workers only.
+    fixed combination) and decodes from the finished workers only (least squares, or one
+    worker per group on a fractional repetition).
     """
 
     def __init__(self, fixed):
@@ -123,7 +133,7 @@ class FixedEncoder:
                 for i in np.flatnonzero(np.asarray(state) > 0)}
 
     def decode(self, state, transmissions, d):
-        """Least-squares decode from the workers of ``transmissions`` that finished in ``state``."""
+        """:meth:`FixedCode.decode` from the workers of ``transmissions`` finished in ``state``."""
         loads = self.assignment.loads
         # FixedCode.decode reads only the finished workers' entries: no need to filter the dict.
         return self.fixed.decode([i for i in transmissions if state[i] == loads[i]], transmissions, d)
@@ -140,9 +150,12 @@ class Protocol:
     encoder : mpigc.coding.GradientCode or FixedEncoder
         What encodes and decodes the vectors: ``code`` itself, or Tandon's fixed code for
         gc with ell = 1.
+    trigger : str
+        The rule in force: ``scheme.frc_trigger`` on a fractional repetition assignment
+        when the scheme has one, else ``scheme.trigger``. Derived.
     finished_needed : int or None
         Finished workers that fire the trigger (N - s for "finished", N otherwise); None for
-        the coverage trigger. Derived from ``scheme`` and ``tolerance``.
+        the coverage trigger. Derived from ``trigger`` and ``tolerance``.
     """
 
     scheme: Scheme
@@ -152,14 +165,16 @@ class Protocol:
     code: "coding.GradientCode"
     encoder: object
     deadline: Optional[float] = None
+    trigger: str = field(init=False)
     finished_needed: Optional[int] = field(init=False)
 
     def __post_init__(self):
-        trigger = self.scheme.trigger
-        if trigger == "coverage":
+        frc = self.scheme.frc_trigger is not None and self.assignment.groups is not None
+        self.trigger = self.scheme.frc_trigger if frc else self.scheme.trigger
+        if self.trigger == "coverage":
             self.finished_needed = None
         else:
-            self.finished_needed = self.n_workers - (self.tolerance if trigger == "finished" else 0)
+            self.finished_needed = self.n_workers - (self.tolerance if self.trigger == "finished" else 0)
 
     @property
     def n_workers(self):
@@ -229,6 +244,8 @@ def build_protocol(scheme, n_workers, assignment="cyclic", load=None, ell=1,
         s, the stragglers that gc and ignore-stragglers wait for no longer. Default: for gc
         min replication - ell (SPEC section 5); for ignore-stragglers DEFAULT_LOAD - 1, the
         tolerance of gc at the default load, so the two are compared at equal tolerance.
+        gc on a fractional repetition waits for every group instead (``frc_trigger``) and
+        takes only the default.
     deadline : float, optional
         Approximate mode: decode at this time (psgc and gc only).
     """
@@ -269,6 +286,9 @@ def build_protocol(scheme, n_workers, assignment="cyclic", load=None, ell=1,
     if coded:
         require(tolerance <= min_rep - ell, f"{scheme} tolerates at most min replication - ell "
                 f"= {min_rep - ell} stragglers, got --tolerance {tolerance}")
+        require(sch.frc_trigger is None or a.groups is None or tolerance == min_rep - ell,
+                f"--tolerance does not apply to {scheme} on a fractional repetition (it decodes "
+                f"once every group has {ell} finished worker{'s' if ell > 1 else ''}), got {tolerance}")
     encoder = code
     if sch.encoder == "fixed" and ell == 1:
         encoder = FixedEncoder(coding.FixedCode(a, seed=seed))

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from mpigc.coding import Assignment, cyclic, frc, load_assignment, load_orderings, regular
+from mpigc.coding import Assignment, cyclic, frc, load_assignment, load_orderings, optimal_ordering, regular
 from mpigc.errors import UsageError
 
 
@@ -24,6 +24,19 @@ def test_frc_groups():
     expected = np.kron(np.eye(2, dtype=bool), np.ones((3, 3), dtype=bool))
     assert np.array_equal(a.matrix, expected)
     assert a.orderings[4] == [3, 4, 5]
+
+
+def test_fractional_repetition_is_recognised_by_its_shape():
+    assert frc(6, 3).groups.tolist() == [0, 0, 0, 1, 1, 1]
+    assert optimal_ordering(frc(6, 2)).groups.tolist() == [0, 0, 1, 1, 2, 2]
+    # a matrix file of that shape, workers interleaved: groups numbered by first worker
+    A = np.array([[0, 1, 0, 1], [0, 1, 0, 1], [1, 0, 1, 0]])
+    assert Assignment.from_matrix(A).groups.tolist() == [0, 1, 0, 1]
+    assert cyclic(6, 6).groups.tolist() == [0] * 6 and cyclic(4, 1).groups.tolist() == [0, 1, 2, 3]
+    assert cyclic(6, 3).groups is None and regular(8, 2, 0).groups is None
+    overlapping = [[1, 1, 0], [1, 1, 1], [0, 0, 1]]  # {0, 1} twice and {1, 2}: not disjoint
+    assert Assignment.from_matrix(overlapping).groups is None
+    assert Assignment.from_matrix([[1, 0], [1, 0]]).groups is None  # a spare worker
 
 
 @pytest.mark.parametrize("n,load,seed", [(10, 3, 0), (7, 7, 1), (12, 1, 2), (9, 5, 3)])

@@ -1,4 +1,5 @@
-"""FixedCode (Tandon et al. 2017): exact from any N - s finished workers, least squares below."""
+"""FixedCode (Tandon et al. 2017): exact from any N - s finished workers (fractional repetition:
+one per group), least squares below."""
 
 import itertools
 
@@ -51,6 +52,28 @@ def test_too_few_finished_is_least_squares():
     assert np.allclose(got, expected, atol=1e-12)
     assert not np.allclose(got, sum(grads.values()), atol=1e-3)
     assert np.array_equal(code.decode([], {}, 5), np.zeros(5))
+
+
+def test_fractional_repetition_adds_one_finished_worker_per_group():
+    a = frc(8, 2)
+    code = FixedCode(a, seed=0)
+    assert np.array_equal(code.B, a.matrix.T) and code.groups.tolist() == [0, 0, 1, 1, 2, 2, 3, 3]
+    rng = np.random.default_rng(3)
+    grads = {j: rng.standard_normal(4) for j in range(8)}
+    sent = transmissions(code, grads, range(8))
+    assert np.allclose(sent[5], grads[4] + grads[5])  # the plain sum of its group's chunks
+    # one worker of every group: exact, though 4 finished workers are fewer than N - s = 7
+    g = code.decode([1, 2, 5, 6], sent, 4)
+    assert np.allclose(g, sum(grads.values()), rtol=1e-13)
+    # it is the lowest finished worker's own vector that is added, not a least-squares mix
+    skewed = {**sent, 3: sent[3] + 1.0}
+    assert np.array_equal(code.decode([2, 3], skewed, 4), sent[2])
+    # group 1 (chunks 2, 3) unfinished: it is missing, as in the least-squares fit
+    finished = [0, 1, 4, 7]
+    w = scipy.linalg.lstsq(code.B[finished].T, np.ones(8))[0]
+    expected = w @ np.stack([sent[i] for i in finished])
+    assert np.allclose(code.decode(finished, sent, 4), expected, atol=1e-12)
+    assert np.allclose(expected, sum(grads.values()) - grads[2] - grads[3])
 
 
 def test_seeded():

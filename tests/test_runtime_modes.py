@@ -90,12 +90,13 @@ def test_npz_and_svmlight_files_and_float32(tmp_path):
     assert c["final_loss"] == pytest.approx(a["final_loss"], rel=1e-5)
 
 
-@pytest.mark.parametrize("assignment, ordering, load, ell", [
-    ("regular", "random", 3, 2),
-    ("frc", "natural", 2, 2),
+@pytest.mark.parametrize("scheme, assignment, ordering, load, ell", [
+    ("psgc", "regular", "random", 3, 2),
+    ("psgc", "frc", "natural", 2, 2),
+    ("gc", "frc", "optimal", 2, 1),  # Tandon's group code: one finished worker per group
 ])
-def test_other_assignments_and_orderings_are_exact(assignment, ordering, load, ell, tmp_path):
-    summary, records = train(4, ["--scheme", "psgc", "--assignment", assignment, "--ordering",
+def test_other_assignments_and_orderings_are_exact(scheme, assignment, ordering, load, ell, tmp_path):
+    summary, records = train(4, ["--scheme", scheme, "--assignment", assignment, "--ordering",
                                  ordering, "--load", load, "--ell", ell, "--data", SMALL,
                                  "--iterations", 4, "--stragglers", "exp:mean=2",
                                  "--chunk-time", 0.002, "--verify"], tmp_path)

@@ -60,6 +60,25 @@ def test_psgc_cyclic_matches_a_closed_form():
     np.testing.assert_allclose(got, np.sort(times, axis=2)[:, :, ell - 1].max(axis=1))
 
 
+def test_gc_on_frc_matches_the_group_rule_in_closed_form():
+    # fractional repetition, load L: group g decodes when its fastest worker (its ell-th
+    # fastest) finishes, at L F_i; gc completes at the slowest group's time (replication.py)
+    n, load = 12, 3
+    model = parse_stragglers("bimodal:p=0.25,slowdown=8+exp:mean=0.1", n, 5)
+    F = np.stack([model.factors(t) for t in range(200)])
+    by_group = np.sort(load * F.reshape(200, n // load, load), axis=2)
+    for ell in (1, 2):
+        gc = simulate(build_protocol("gc", n, "frc", load, ell), model, 200)
+        np.testing.assert_allclose(gc["completion"], by_group[:, :, ell - 1].max(axis=1))
+        assert np.all(gc["mse"] < 1e-20)
+    gc_1 = simulate(build_protocol("gc", n, "frc", load), model, 200)["completion"]
+    cover = simulate(build_protocol("gc-cover", n, "frc", load), model, 200)["completion"]
+    np.testing.assert_array_equal(gc_1, cover)  # the same rule at ell = 1
+    # the old "any N - s finished" rule: the (N - s)-th finish, later in most trials
+    n_minus_s = np.sort(load * F, axis=1)[:, n - load]
+    assert np.all(gc_1 <= n_minus_s) and np.mean(gc_1 < n_minus_s) > 0.5
+
+
 @pytest.mark.parametrize("ell, psgc_ref, gc_ref", [(1, 3.55, 11.06), (2, 6.02, 12.41)])
 def test_reference_values_of_spec_section_7(ell, psgc_ref, gc_ref):
     model = parse_stragglers(SHIFTED, 20, 0)

@@ -63,6 +63,9 @@ class Assignment:
     entry_chunk : ndarray of int, shape (nnz,)
         The chunk of every CSR entry (``j`` repeated ``replication[j]`` times), for
         per-chunk work over the entries.
+    groups : ndarray of int, shape (N,), or None
+        The group of every worker of a fractional repetition assignment (see
+        :attr:`groups`), None otherwise. Built on first access.
     matrix : ndarray of bool, shape (m, N)
         ``matrix[j, i]`` is True when worker ``i`` holds chunk ``j``. Dense view, built
         on first access (O(m N) memory).
@@ -95,6 +98,26 @@ class Assignment:
         m = np.zeros((self.n_chunks, self.n_workers), dtype=bool)
         m[self.entry_chunk, self.holders_idx] = True
         return _readonly(m)
+
+    @functools.cached_property
+    def groups(self):
+        """Group of every worker when the assignment is a fractional repetition, else None.
+
+        Fractional repetition (Tandon et al.): the workers split into groups that hold the
+        same chunks, and no chunk is held by two groups (:func:`frc`, but also a matrix file
+        of that shape). Then ``groups`` is an int array (N,) numbering the groups 0, 1, ...
+        in order of first worker; None for any other assignment, or one with a worker that
+        holds no chunk. O(nnz log load), cached.
+        """
+        if not self.loads.all():
+            return None
+        ids = {}
+        groups = np.fromiter((ids.setdefault(tuple(sorted(o)), len(ids)) for o in self.orderings),
+                             dtype=np.int64, count=self.n_workers)
+        # distinct chunk sets that together hold m chunks (each held) are disjoint
+        if sum(map(len, ids)) != self.n_chunks:
+            return None
+        return _readonly(groups)
 
     @functools.cached_property
     def positions(self) -> np.ndarray:

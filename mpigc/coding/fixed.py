@@ -1,19 +1,24 @@
-"""The original fixed gradient code (Tandon, Lei, Dimakis, Karampatziakis 2017), ell = 1.
+"""The original fixed gradient codes (Tandon, Lei, Dimakis, Karampatziakis 2017), ell = 1.
 
 An N x m encoding matrix B with the support of the assignment (``B[i, j] != 0`` only when
 worker i holds chunk j) such that the rows of any N - s workers span the all-ones vector,
-s = min replication - 1. A finished worker sends ``sum_j B[i, j] g_j``; the PS solves
-``B_F^T a = 1`` by least squares and returns ``sum_{i in F} a_i y_i`` (exact when the
-finished set F tolerates the stragglers, the best approximation in the l2 sense otherwise).
+s = min replication - 1. A finished worker sends ``sum_j B[i, j] g_j``.
 
-Construction (Tandon et al., Algorithm 2, on any support): draw ``H`` (s x m) Gaussian with
-``H 1 = 0``; each worker's row is a random vector of the null space of ``H`` restricted to
-its chunks. All rows lie in ``null(H)`` (dimension m - s, containing 1), and on the cyclic
-support any N - s of them span it with probability one. Fractional repetition needs the
-other classical choice, ``B = A^T`` (every group sums its chunks). The construction tries
-both and keeps the first that passes a check of the straggler sets (all of them when there
-are at most the number checked, else that many random ones); if neither does, the
-assignment has no fixed code here and :class:`UsageError` says so.
+Fractional repetition (``Assignment.groups`` is not None): ``B = A^T``, every worker sends
+the plain sum of its group's chunks, and the PS adds the vector of one finished worker of
+every group, as the master of Tandon et al.'s ``replication.py`` does: exact as soon as
+every group has a finished worker, no least squares.
+
+Any other assignment (cyclic, regular, a matrix file): Tandon et al.'s Algorithm 2 on the
+support. Draw ``H`` (s x m) Gaussian with ``H 1 = 0``; each worker's row is a random vector
+of the null space of ``H`` restricted to its chunks. All rows lie in ``null(H)`` (dimension
+m - s, containing 1), and on the cyclic support any N - s of them span it with probability
+one. The PS solves ``B_F^T a = 1`` by least squares and returns ``sum_{i in F} a_i y_i``
+(exact when the finished set F tolerates the stragglers, the best approximation in the l2
+sense otherwise). Should that construction fail on some support, ``B = A^T`` is tried too;
+a candidate is kept once it passes a check of the straggler sets (all of them when there
+are at most the number checked, else that many random ones); if none does, the assignment
+has no fixed code here and :class:`UsageError` says so.
 
 Cost: one check is a dense least-squares solve, O(m (N-s)^2). The number of sets checked
 is :data:`CHECKED_SETS`, lowered so that their total stays within :data:`CHECK_BUDGET`
@@ -54,6 +59,9 @@ class FixedCode:
         Encoding matrix; row i has the support of worker i's chunks.
     stragglers : int
         s = min replication - 1, the number of stragglers any decode tolerates.
+    groups : ndarray of int, shape (N,), or None
+        ``assignment.groups``: on a fractional repetition the code is the group sums, and
+        :meth:`decode` adds one finished worker of every group.
 
     Raises
     ------
@@ -66,6 +74,11 @@ class FixedCode:
                 f"assignment must be an mpigc.coding.Assignment, got {type(assignment).__name__}")
         self.assignment = assignment
         self.stragglers = int(assignment.replication.min()) - 1
+        self.groups = assignment.groups
+        if self.groups is not None:  # tolerant by construction: every group has s + 1 workers
+            self.B = self._support_code()
+            self.B.setflags(write=False)
+            return
         rng = np.random.default_rng(seed)
         # Built lazily: the second candidate (dense, O(m N)) only when the first fails.
         candidates = (build() for build in (lambda: self._null_space_code(rng), self._support_code))
@@ -116,11 +129,6 @@ class FixedCode:
                 return False
         return True
 
-    @staticmethod
-    def _weights(B, finished):
-        ones = np.ones(B.shape[1])
-        return np.linalg.lstsq(B[finished].T, ones, rcond=None)[0]
-
     def encode(self, worker, chunk_grads) -> np.ndarray:
         """``y_i = sum_j B[i, j] g_j`` over all chunks of a (finished) worker.
 
@@ -147,6 +155,10 @@ class FixedCode:
     def decode(self, finished: Iterable[int], transmissions, d) -> np.ndarray:
         """Least-squares decode ``sum_i a_i y_i`` with ``B_F^T a = 1`` (best fit if inexact).
 
+        On a fractional repetition: the sum of the vectors of the lowest-numbered finished
+        worker of every group (a group without one is missing, which is also the least-squares
+        fit).
+
         Parameters
         ----------
         finished : iterable of int
@@ -165,5 +177,10 @@ class FixedCode:
                     f"transmission of worker {i} has shape {np.shape(transmissions[i])}, expected ({d},)")
         if not F:
             return np.zeros(d)
-        a = self._weights(self.B, F)
+        if self.groups is not None:
+            first = {}
+            for i in F:
+                first.setdefault(int(self.groups[i]), i)
+            return np.sum([np.asarray(transmissions[i], dtype=float) for i in first.values()], axis=0)
+        a = np.linalg.lstsq(self.B[F].T, np.ones(self.B.shape[1]), rcond=None)[0]
         return a @ np.stack([np.asarray(transmissions[i]) for i in F])
