@@ -119,11 +119,11 @@ def test_leftover_temporary_file_is_ignored_and_never_left_by_save(tmp_path):
                                                           "checkpoint.npz"]
 
 
-def test_previous_records_prefer_the_partial_file_and_stop_at_the_checkpoint(tmp_path):
-    (tmp_path / "iterations.jsonl").write_text("a0\na1\n")
-    assert checkpoint.previous_records(tmp_path, 2) == ["a0", "a1"]
-    (tmp_path / ".iterations.jsonl.part").write_text("b0\nb1\nb2\nb3\n")
-    assert checkpoint.previous_records(tmp_path, 3) == ["b0", "b1", "b2"]
+def test_previous_records_stop_at_the_checkpoint_and_skip_an_unterminated_line(tmp_path):
+    (tmp_path / "iterations.jsonl").write_text("a0\na1\n\na2\na3\n")
+    assert checkpoint.previous_records(tmp_path, 3) == ["a0", "a1", "a2"]
+    (tmp_path / "iterations.jsonl").write_text('a0\na1\n{"iteration": 2, "lo')
+    assert checkpoint.previous_records(tmp_path, 3) == ["a0", "a1"]
     assert checkpoint.previous_records(tmp_path / "none", 3) == []
 
 
@@ -258,10 +258,10 @@ def test_external_signal_stops_at_an_iteration_boundary(target, sig, tmp_path):
                                     "--quiet", "--out", out, *opts])
     proc = start(cmd, env={"NUMBA_CACHE_DIR": str(REPO / ".numba_cache")})
     try:
-        part = os.path.join(out, ".iterations.jsonl.part")
+        live = os.path.join(out, "iterations.jsonl")
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and not (
-                os.path.exists(part) and open(part).read().count("\n") >= 3):
+                os.path.exists(live) and open(live).read().count("\n") >= 3):
             time.sleep(0.05)
         os.kill(proc.pid if target == "mpiexec" else _rank0_pid(proc.pid), sig)
         stdout, stderr = proc.communicate(timeout=60)

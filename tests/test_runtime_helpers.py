@@ -49,16 +49,26 @@ def test_atomic_writes_leave_no_temporary_and_keep_old_file_on_failure(tmp_path)
     assert oct(path.stat().st_mode & 0o777) != oct(0o600)
 
 
-def test_run_log_renames_iterations_only_at_the_end(tmp_path):
-    from mpigc.runtime.log import PARTIAL, RunLog
+def test_run_log_iterations_are_readable_while_the_run_goes_on(tmp_path):
+    from mpigc.runtime.log import RunLog, read_records
 
+    live = tmp_path / "iterations.jsonl"
+    live.write_text("old run\n")
     run = RunLog(str(tmp_path), 2, quiet=True)
+    assert read_records(live) == ["old run"]  # kept until the first new record
     run.iteration({"iteration": 0, "duration_s": 0.1, "loss": np.float64(0.5),
                    "trigger": "exact"})
     assert run.triggers == {"exact": 1}
-    assert (tmp_path / PARTIAL).exists() and not (tmp_path / "iterations.jsonl").exists()
+    assert [json.loads(r)["loss"] for r in read_records(live)] == [0.5]
+    assert sorted(os.listdir(tmp_path)) == ["iterations.jsonl"]  # no summary: not finished
+    with open(live, "ab") as f:  # what a reader may meet: a write in progress
+        f.write(b'{"iteration": 1, "dur')
+    assert len(read_records(live)) == 1
+    run.restore(read_records(live), {"exact": 1})  # a resume rewrites whole records only
+    run.iteration({"iteration": 1, "duration_s": 0.1, "loss": 0.25, "trigger": "exact"})
     run.finish({"scheme": "psgc"}, {"w": np.arange(3.0)})
     assert sorted(os.listdir(tmp_path)) == ["iterations.jsonl", "model.npz", "summary.json"]
+    assert [json.loads(r)["iteration"] for r in live.read_text().splitlines()] == [0, 1]
     assert np.load(tmp_path / "model.npz")["w"].tolist() == [0.0, 1.0, 2.0]
 
 

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mpigc.errors import UsageError
-from mpigc.runtime.log import PARTIAL, atomic_write
+from mpigc.runtime.log import ITERATIONS, atomic_write, read_records
 
 FILENAME = "checkpoint.npz"
 FORMAT = "mpigc-checkpoint-1"
@@ -149,20 +149,14 @@ def load(directory):
 def previous_records(directory, count):
     """The first ``count`` iteration records (JSON lines) of the run in ``directory``.
 
-    The partial file of an interrupted run is preferred (it is the newer), then
-    ``iterations.jsonl``; records past the checkpoint (written before a crash) are dropped.
-    Returns fewer than ``count`` lines when neither file has them all.
+    Records past the checkpoint (written before a crash) are dropped, and so is a line the
+    crash left unterminated. Returns fewer than ``count`` lines when the file lacks some
+    (none when it is missing).
     """
-    best = []
-    for name in (PARTIAL, "iterations.jsonl"):
-        try:
-            with open(os.path.join(directory, name)) as f:
-                lines = [line for line in f.read().splitlines() if line.strip()][:count]
-        except OSError:
-            continue
-        if len(lines) > len(best):
-            best = lines
-    return best
+    try:
+        return read_records(os.path.join(directory, ITERATIONS))[:count]
+    except OSError:
+        return []
 
 
 class StopRequest:

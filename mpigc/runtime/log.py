@@ -1,9 +1,15 @@
 """Outputs of a training run (SPEC section 9) and the PS's progress display.
 
-``--out DIR`` receives ``summary.json``, ``iterations.jsonl`` and ``model.npz``. Every file
-appears whole or not at all: each is written under a temporary name in DIR and renamed
-(``os.replace`` is atomic on POSIX). Iterations are appended to ``.iterations.jsonl.part``
-as they finish, so a long run can be watched, and renamed when the run ends.
+``--out DIR`` receives ``summary.json``, ``iterations.jsonl`` and ``model.npz``.
+``summary.json`` and ``model.npz`` appear whole or not at all: each is written under a
+temporary name in DIR and renamed (``os.replace`` is atomic on POSIX); ``summary.json``
+comes last, so its presence says the run finished.
+
+``iterations.jsonl`` grows while the run goes on (``tail -f`` it): each record is one line
+appended with a single ``write``, so a line that ends with a newline is a whole record;
+a reader takes only such lines (:func:`read_records`), never the unterminated tail of a
+write in progress or of a killed run. Its first version (empty, or the records a resumed
+run continues) is itself written atomically, so a resume never loses the old records.
 """
 
 import json
@@ -14,7 +20,7 @@ import tempfile
 
 import numpy as np
 
-PARTIAL = ".iterations.jsonl.part"
+ITERATIONS = "iterations.jsonl"
 # mkstemp creates 0600 files; outputs get the permissions of an ordinary file instead.
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -73,6 +79,17 @@ def write_npz(path, **arrays):
     atomic_write(path, lambda f: np.savez(f, **arrays))
 
 
+def read_records(path):
+    """The whole records (newline-terminated lines, JSON text) of an ``iterations.jsonl``.
+
+    A last line without its newline is a record still being written (or the remains of a
+    killed run) and is left out; blank lines are skipped. OSError if ``path`` is unreadable.
+    """
+    with open(path, "rb") as f:
+        text = f.read().decode()
+    return [line for line in text.split("\n")[:-1] if line.strip()]
+
+
 def check_out_dir(path):
     """Check that ``path`` can be created (or written, if it exists), creating nothing.
 
@@ -119,15 +136,25 @@ class RunLog:
         self.triggers = {}  # trigger -> iterations (records themselves are not kept)
         if out:
             os.makedirs(out, exist_ok=True)
-        self._part = open(os.path.join(out, PARTIAL), "w") if out else None
+        # Opened at the first record (or by restore), so that until then the directory
+        # keeps what it held: a resume reads its records from there.
+        self._file = None
+
+    def _start(self, lines=()):
+        """Atomically replace ``iterations.jsonl`` by ``lines``, then append to it."""
+        path = os.path.join(self.out, ITERATIONS)
+        atomic_write(path, lambda f: f.write("".join(line + "\n" for line in lines).encode()))
+        self._file = open(path, "ab", buffering=0)
 
     def iteration(self, record):
-        """Keep one iteration's record (dict), append it to the partial file, show progress."""
+        """Keep one iteration's record (dict), append it to iterations.jsonl, show progress."""
         record = clean(record)
         self.triggers[record["trigger"]] = self.triggers.get(record["trigger"], 0) + 1
-        if self._part is not None:
-            self._part.write(json.dumps(record) + "\n")
-            self._part.flush()
+        if self.out:
+            if self._file is None:
+                self._start()
+            # one unbuffered write per record: readers never see half a line as a record
+            self._file.write((json.dumps(record) + "\n").encode())
         if not self.quiet:
             self._show(record)
 
@@ -151,26 +178,25 @@ class RunLog:
 
         ``model`` is a dict of arrays/scalars for ``model.npz``.
         """
-        if self._part is None:
+        if not self.out:
             return
-        self._part.close()
+        self._close()
         write_npz(os.path.join(self.out, "model.npz"), **model)
-        self._publish()
         write_json(os.path.join(self.out, "summary.json"), summary)
 
     def restore(self, lines, triggers):
         """Continue a checkpointed run: its record lines (JSON text) come first in the
         iterations file, and ``triggers`` (trigger -> iterations) counts them."""
         self.triggers = dict(triggers)
-        if self._part is not None:
-            self._part.writelines(line.rstrip("\n") + "\n" for line in lines)
-            self._part.flush()
+        if self.out:
+            self._start(line.rstrip("\n") for line in lines)
 
     def suspend(self):
-        """The run stops at a checkpoint: publish ``iterations.jsonl`` so far (no summary)."""
-        if self._part is not None:
-            self._part.close()
-            self._publish()
+        """The run stops at a checkpoint: close ``iterations.jsonl`` (no summary)."""
+        if self.out:
+            self._close()
 
-    def _publish(self):
-        os.replace(os.path.join(self.out, PARTIAL), os.path.join(self.out, "iterations.jsonl"))
+    def _close(self):
+        if self._file is None:  # a run of 0 iterations still leaves its (empty) file
+            self._start()
+        self._file.close()
