@@ -21,20 +21,45 @@ def test_bench_json_fields(capsys, monkeypatch):
                                       for layout in ("dense64", "dense32", "csr")}
     for name, e in result["kernels"].items():
         assert e["speedup"] == pytest.approx(e["reference_seconds"] / e["seconds"])
-        assert ("bandwidth_fraction" in e) == (not name.endswith("csr"))
+        assert e["bandwidth_fraction"] == pytest.approx(e["gbytes_per_s"] / e["read_gbytes_per_s"])
+        assert e["rows_per_s"] == pytest.approx(64 / e["seconds"])
     assert result["csr_nnz"] == 64 * bench.CSR_ROW_NNZ
+    # CSR bytes are data + indices (float64 + int32 per entry), not indptr
+    assert result["layouts"]["csr"] == {"rows": 64, "bytes": 64 * bench.CSR_ROW_NNZ * 12}
+    assert result["layouts"]["dense32"] == {"rows": 64, "bytes": 64 * 4 * 4}
     assert 0 < result["cached_first_call_s"] < 60
 
 
 @pytest.mark.parametrize("model", ("logistic", "linear"))
 def test_problem_and_reference(model):
-    problems, y = bench.make_problem(50, 3)
+    problems, y = bench.make_problem(dict.fromkeys(bench.LAYOUTS, 50), 3)
     X, w = problems["csr"]
     assert np.all(np.diff(X.indices.reshape(50, -1), axis=1) > 0)  # distinct, sorted columns
     loss, grad = bench.reference(model, X, y, w)
     loss_d, grad_d = bench.reference(model, X.toarray(), y, w)
     assert loss == pytest.approx(loss_d, rel=1e-12)
     assert np.allclose(grad, grad_d, rtol=1e-12, atol=0)
+
+
+def test_last_level_cache_from_sysfs(tmp_path):
+    for i, (level, kind, size) in enumerate([(1, "Data", "32K"), (1, "Instruction", "32K"),
+                                              (2, "Unified", "1024K"), (3, "Unified", "480M")]):
+        (tmp_path / f"index{i}").mkdir()
+        for name, value in (("level", level), ("type", kind), ("size", size)):
+            (tmp_path / f"index{i}" / name).write_text(f"{value}\n")
+    assert bench.last_level_cache_bytes(str(tmp_path)) == 480 * 2**20
+    assert bench.last_level_cache_bytes(str(tmp_path / "missing")) == 0
+
+
+def test_default_sizes_from_cache_and_memory():
+    # 4x a 480 MiB cache per matrix when memory allows; at least 200 MB for a small cache
+    rows, nbytes, limited = bench.default_sizes(128, 480 * 2**20, 64 * 2**30)
+    assert not limited and nbytes == 4 * 480 * 2**20
+    assert rows["dense64"] * 128 * 8 >= nbytes and rows["dense32"] == 2 * rows["dense64"]
+    assert bench.default_sizes(128, 2**20, 64 * 2**30)[1] == bench.MIN_MATRIX_BYTES
+    # shrunk so the three matrices take at most half of the available memory
+    rows, nbytes, limited = bench.default_sizes(128, 480 * 2**20, 4 * 2**30)
+    assert limited and 3 * nbytes <= 0.5 * 4 * 2**30
 
 
 def test_bad_sizes():

@@ -3,18 +3,30 @@
 Single core (``mpigc.cli`` sets the BLAS and Numba thread counts to 1 before NumPy loads).
 For each model (logistic, linear) and layout (dense float64, dense float32, CSR) it times
 ``loss_grad`` over all rows and the two-pass reference (``X @ w``, then ``X.T @ r``) with
-the same loss, best of ``--repeat`` runs each, in the same process. The dense float64
-matrix defaults to 250 000 x 128 (256 MB), far larger than the caches. Bandwidth is bytes
-of X read per second (CSR: data + indices + indptr), compared with a plain NumPy
-reduction over the float64 matrix. ``cached_first_call_s`` is the first ``loss_grad`` call
-of a fresh interpreter whose Numba cache is warm, after it imported NumPy, scipy.sparse
-and ``mpigc.kernels`` as a worker does (their import time is reported separately), and
-again with scipy.linalg loaded too (as it is in a worker, through mpigc.coding). Also
-reported, as the ceilings that bound the fused loops: single passes over the float64
-matrix (each reference pass alone, a plain Numba sum, the Numba dot products alone).
+the same loss, best of ``--repeat`` rounds, in the same process.
+
+By default every matrix is sized from the machine: at least 4x the last-level cache and at
+least 200 MB each (the float32 matrix has twice the rows of the float64 one, the CSR matrix
+as many rows as its data and indices need), so that every kernel reads from memory. When
+the three matrices would take more than half of the available memory they are shrunk to
+fit, and ``memory_limited`` says so. ``--rows`` instead gives every layout that row count.
+
+Bandwidth is the bytes of X read per second (CSR: data + indices), and
+``bandwidth_fraction`` compares it with a plain NumPy streaming read of the same arrays
+(``np.add.reduce`` over each), timed in the same rounds. ``single_pass_fraction`` compares
+it with the fastest of the single passes over the float64 matrix reported in
+``dense64_single_pass_bounds`` (each reference pass alone, the NumPy read, a plain Numba
+sum, the Numba dot products alone): the ceilings that bound the fused loops.
+
+``cached_first_call_s`` is the first ``loss_grad`` call of a fresh interpreter whose Numba
+cache is warm, after it imported NumPy, scipy.sparse and ``mpigc.kernels`` as a worker does
+(their import time is reported separately), and again with scipy.linalg loaded too (as it
+is in a worker, through mpigc.coding).
 """
 
+import glob
 import json
+import os
 import subprocess
 import sys
 import time
@@ -30,10 +42,13 @@ from mpigc.errors import require
 from mpigc.kernels import loss_grad, warmup
 from mpigc.models import MODELS
 
-DEFAULT_ROWS = 250_000
 DEFAULT_COLS = 128
-CSR_COLS_FACTOR = 16   # CSR matrix: 16x the dense width ...
-CSR_ROW_NNZ = 32       # ... with 32 stored entries per row
+LLC_FACTOR = 4               # each default matrix is at least 4x the last-level cache ...
+MIN_MATRIX_BYTES = 200e6     # ... and at least 200 MB
+MEMORY_SHARE = 0.5           # the matrices may take at most half of the available memory
+CSR_COLS_FACTOR = 16         # CSR matrix: 16x the dense width ...
+CSR_ROW_NNZ = 32             # ... with 32 stored entries per row
+LAYOUTS = ("dense64", "dense32", "csr")
 
 _FIRST_CALL_SCRIPT = """
 import sys, time
@@ -85,6 +100,96 @@ def numba_row_dots(X, w, out):
         out[r] = t
 
 
+def _size_bytes(text):
+    units = {"K": 2**10, "M": 2**20, "G": 2**30}
+    text = text.strip()
+    return int(text[:-1]) * units[text[-1]] if text[-1:] in units else int(text)
+
+
+def last_level_cache_bytes(root="/sys/devices/system/cpu/cpu0/cache"):
+    """Size of the highest cache level that holds data (0 when sysfs does not say)."""
+    best = (0, 0)
+    for index in glob.glob(os.path.join(root, "index*")):
+        try:
+            with open(os.path.join(index, "type")) as f:
+                kind = f.read().strip()
+            with open(os.path.join(index, "level")) as f:
+                level = int(f.read())
+            with open(os.path.join(index, "size")) as f:
+                size = _size_bytes(f.read())
+        except (OSError, ValueError):
+            continue
+        if kind in ("Data", "Unified"):
+            best = max(best, (level, size))
+    return best[1]
+
+
+def available_memory_bytes(meminfo="/proc/meminfo"):
+    """``MemAvailable`` (falls back to the free physical pages where it is missing)."""
+    try:
+        with open(meminfo) as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def row_bytes(cols):
+    """Bytes per row of each layout (CSR: data + indices, as the bandwidth counts them)."""
+    csr_nnz = min(CSR_ROW_NNZ, CSR_COLS_FACTOR * cols)
+    return {"dense64": 8 * cols, "dense32": 4 * cols, "csr": 12 * csr_nnz}
+
+
+def default_sizes(cols, llc, available):
+    """Rows per layout for matrices of ``max(4 LLC, 200 MB)`` each, within the memory share.
+
+    Returns (rows per layout, bytes per matrix, whether memory limited the size).
+    """
+    target = max(LLC_FACTOR * llc, MIN_MATRIX_BYTES)
+    # per matrix: itself, plus the CSR indptr and the reference's temporaries (row vectors)
+    allowed = MEMORY_SHARE * available / (len(LAYOUTS) * 1.1)
+    limited = target > allowed
+    target = min(target, allowed)
+    return {k: max(1, int(np.ceil(target / b))) for k, b in row_bytes(cols).items()}, \
+        target, limited
+
+
+def make_problem(rows, cols, seed=0):
+    """Dense float64/float32 and CSR matrices with a weight vector each, and +1/-1 labels.
+
+    ``rows`` maps each layout to its row count; the labels cover the longest.
+    """
+    rng = np.random.default_rng(seed)
+    csr_cols = CSR_COLS_FACTOR * cols
+    nnz = min(CSR_ROW_NNZ, csr_cols)
+    n = rows["csr"]
+    indices = _sorted_random_columns(rng, n, csr_cols, nnz)
+    csr = sp.csr_matrix((rng.standard_normal(n * nnz), indices.ravel().astype(np.int32),
+                         np.arange(0, n * nnz + 1, nnz, dtype=np.int32)), shape=(n, csr_cols))
+    problems = {
+        "dense64": (rng.standard_normal((rows["dense64"], cols)),
+                    rng.standard_normal(cols) / np.sqrt(cols)),
+        "dense32": (rng.standard_normal((rows["dense32"], cols), dtype=np.float32),
+                    rng.standard_normal(cols) / np.sqrt(cols)),
+        "csr": (csr, rng.standard_normal(csr_cols) / np.sqrt(nnz)),
+    }
+    y = np.where(rng.random(max(rows.values())) < 0.5, -1.0, 1.0)
+    return problems, y
+
+
+def _sorted_random_columns(rng, rows, cols, nnz):
+    """``nnz`` distinct sorted columns per row, drawn in strata so no row has duplicates."""
+    stride = cols // nnz
+    return np.arange(nnz) * stride + rng.integers(0, stride, size=(rows, nnz))
+
+
+def streamed_arrays(X):
+    """The arrays a kernel streams from memory: the matrix, or CSR data and indices."""
+    return (X.data, X.indices) if sp.issparse(X) else (X.ravel(),)
+
+
 def reference(model, X, y, w):
     """Two-pass NumPy/SciPy loss sum and gradient sum (X in its own precision, as BLAS would)."""
     z = X @ w.astype(X.dtype, copy=False)
@@ -96,35 +201,6 @@ def reference(model, X, y, w):
         r = z - y
         loss = 0.5 * (r @ r)
     return loss, X.T @ r.astype(X.dtype, copy=False)
-
-
-def make_problem(rows, cols, seed=0):
-    """Dense float64/float32 and CSR matrices, +1/-1 labels and a weight vector per width."""
-    rng = np.random.default_rng(seed)
-    dense64 = rng.standard_normal((rows, cols))
-    csr_cols = CSR_COLS_FACTOR * cols
-    nnz = min(CSR_ROW_NNZ, csr_cols)
-    indices = _sorted_random_columns(rng, rows, csr_cols, nnz)
-    csr = sp.csr_matrix((rng.standard_normal(rows * nnz), indices.ravel().astype(np.int32),
-                         np.arange(0, rows * nnz + 1, nnz)), shape=(rows, csr_cols))
-    y = np.where(rng.random(rows) < 0.5, -1.0, 1.0)
-    return {
-        "dense64": (dense64, rng.standard_normal(cols) / np.sqrt(cols)),
-        "dense32": (dense64.astype(np.float32), rng.standard_normal(cols) / np.sqrt(cols)),
-        "csr": (csr, rng.standard_normal(csr_cols) / np.sqrt(nnz)),
-    }, y
-
-
-def _sorted_random_columns(rng, rows, cols, nnz):
-    """``nnz`` distinct sorted columns per row, drawn in strata so no row has duplicates."""
-    stride = cols // nnz
-    return np.arange(nnz) * stride + rng.integers(0, stride, size=(rows, nnz))
-
-
-def bytes_read(X):
-    if sp.issparse(X):
-        return X.data.nbytes + X.indices.nbytes + X.indptr.nbytes
-    return X.nbytes
 
 
 def first_call_seconds(extra=(), tries=5):
@@ -142,52 +218,80 @@ def first_call_seconds(extra=(), tries=5):
     return min(r[0] for r in runs), min(first), float(np.median(first))
 
 
+def _timed_calls(problems, y):
+    """Every callable the rounds time: kernels, references, streaming reads, single passes."""
+    dense64, w64 = problems["dense64"]
+    n64 = dense64.shape[0]
+    dots = np.empty(n64)
+    timed = {"X@w": lambda: dense64 @ w64,
+             "X.T@r": lambda: dense64.T @ y[:n64],
+             "numba_sum": lambda: numba_stream_sum(dense64.ravel()),
+             "numba_dots": lambda: numba_row_dots(dense64, w64, dots)}
+    for layout, (X, w) in problems.items():
+        n = X.shape[0]
+        grad = np.zeros(X.shape[1])
+        timed["read", layout] = partial(_numpy_read, streamed_arrays(X))
+        for model in MODELS:
+            timed[model, layout] = partial(loss_grad, model, X, y, w, 0, n, grad)
+            timed[model, layout, "ref"] = partial(reference, model, X, y[:n], w)
+    return timed
+
+
+def _numpy_read(arrays):
+    for a in arrays:
+        np.add.reduce(a, dtype=a.dtype)
+
+
+def _kernel_entries(problems, best, bounds):
+    """Per kernel: time, rows/s, GB/s and its fractions of the read and the best pass."""
+    best_pass = max(bounds.values())
+    kernels = {}
+    for layout, (X, _) in problems.items():
+        nbytes = sum(a.nbytes for a in streamed_arrays(X))
+        read = nbytes / best["read", layout] / 1e9
+        for model in MODELS:
+            seconds, ref_seconds = best[model, layout], best[model, layout, "ref"]
+            gbps = nbytes / seconds / 1e9
+            kernels[f"{model}/{layout}"] = {
+                "seconds": seconds, "rows_per_s": X.shape[0] / seconds,
+                "gbytes_per_s": gbps, "read_gbytes_per_s": read, "bandwidth_fraction": gbps / read,
+                "single_pass_fraction": gbps / best_pass,
+                "reference_seconds": ref_seconds, "speedup": ref_seconds / seconds}
+    return kernels
+
+
 def run(rows, cols, repeat):
-    """Measure everything; returns the JSON-ready dict."""
-    require(rows >= 1, f"--rows must be >= 1, got {rows}")
+    """Measure everything; ``rows=None`` sizes the matrices from the machine. JSON-ready dict."""
+    require(rows is None or rows >= 1, f"--rows must be >= 1, got {rows}")
     require(cols >= 1, f"--cols must be >= 1, got {cols}")
     require(repeat >= 1, f"--repeat must be >= 1, got {repeat}")
+    llc, available = last_level_cache_bytes(), available_memory_bytes()
+    if rows is None:
+        layout_rows, _, limited = default_sizes(cols, llc, available)
+    else:
+        layout_rows, limited = dict.fromkeys(LAYOUTS, rows), False
     warmup()
     numba_stream_sum(np.zeros(1))
     numba_row_dots(np.zeros((1, 1)), np.zeros(1), np.zeros(1))
-    problems, y = make_problem(rows, cols)
+    problems, y = make_problem(layout_rows, cols)
+    best = best_of_rounds(repeat, _timed_calls(problems, y))
     dense64 = problems["dense64"][0]
-    dots = np.empty(rows)
-    grads = {layout: np.zeros(X.shape[1]) for layout, (X, _) in problems.items()}
-    timed = {"read": lambda: np.add.reduce(dense64.ravel()),
-             "X@w": lambda: dense64 @ problems["dense64"][1],
-             "X.T@r": lambda: dense64.T @ y,
-             "numba_sum": lambda: numba_stream_sum(dense64.ravel()),
-             "numba_dots": lambda: numba_row_dots(dense64, problems["dense64"][1], dots)}
-    for layout, (X, w) in problems.items():
-        for model in MODELS:
-            timed[model, layout] = partial(loss_grad, model, X, y, w, 0, rows, grads[layout])
-            timed[model, layout, "ref"] = partial(reference, model, X, y, w)
-    best = best_of_rounds(repeat, timed)
-    read_bw = dense64.nbytes / best["read"] / 1e9
-    kernels = {}
-    for layout, (X, w) in problems.items():
-        for model in MODELS:
-            seconds, ref_seconds = best[model, layout], best[model, layout, "ref"]
-            gbps = bytes_read(X) / seconds / 1e9
-            entry = {"seconds": seconds, "gbytes_per_s": gbps, "reference_seconds": ref_seconds,
-                     "speedup": ref_seconds / seconds}
-            if layout != "csr":
-                entry["bandwidth_fraction"] = gbps / read_bw
-            kernels[f"{model}/{layout}"] = entry
-    # what bounds the dense kernels: each pass of the reference alone, and single Numba
-    # passes that do less than the fused loop (a plain sum; the dot products alone)
     bounds = {name + "_gbytes_per_s": dense64.nbytes / best[name] / 1e9
               for name in ("X@w", "X.T@r", "numba_sum", "numba_dots")}
+    bounds["numpy_read_gbytes_per_s"] = dense64.nbytes / best["read", "dense64"] / 1e9
+    kernels = _kernel_entries(problems, best, bounds)
     import_s, first_s, first_median_s = first_call_seconds()
     # Numba's first use of its CPU target imports scipy.linalg (its BLAS check): a worker
     # has already paid for that through mpigc.coding, so the kernels' own share is this
     worker_first_s = first_call_seconds(["worker"])[1]
+    csr = problems["csr"][0]
     return {
-        "rows": rows, "cols": cols, "repeat": repeat,
-        "dense64_mbytes": dense64.nbytes / 1e6,
-        "csr_shape": list(problems["csr"][0].shape), "csr_nnz": int(problems["csr"][0].nnz),
-        "read_bandwidth_gbytes_per_s": read_bw,
+        "cols": cols, "repeat": repeat,
+        "last_level_cache_bytes": llc, "available_memory_bytes": available,
+        "memory_limited": limited,
+        "layouts": {k: {"rows": X.shape[0], "bytes": sum(a.nbytes for a in streamed_arrays(X))}
+                    for k, (X, _) in problems.items()},
+        "csr_shape": list(csr.shape), "csr_nnz": int(csr.nnz),
         "dense64_single_pass_bounds": bounds,
         "kernels": kernels,
         "cached_import_s": import_s,
@@ -198,13 +302,18 @@ def run(rows, cols, repeat):
 
 
 def _table(result):
-    lines = [f"rows={result['rows']} cols={result['cols']} best of {result['repeat']}; "
-             f"NumPy read bandwidth {result['read_bandwidth_gbytes_per_s']:.2f} GB/s",
-             f"{'kernel':<18}{'seconds':>10}{'GB/s':>8}{'ref s':>10}{'speedup':>9}{'bw frac':>9}"]
+    sizes = ", ".join(f"{k} {v['rows']} rows {v['bytes'] / 1e6:.0f} MB"
+                      for k, v in result["layouts"].items())
+    lines = [f"last-level cache {result['last_level_cache_bytes'] / 2**20:.0f} MiB; {sizes}"
+             + ("; shrunk to fit in memory" if result["memory_limited"] else "")
+             + f"; best of {result['repeat']}",
+             f"{'kernel':<18}{'seconds':>9}{'Mrows/s':>9}{'GB/s':>7}{'read':>7}{'bw frac':>8}"
+             f"{'pass frac':>10}{'ref s':>9}{'speedup':>8}"]
     for name, e in result["kernels"].items():
-        frac = f"{e['bandwidth_fraction']:.2f}" if "bandwidth_fraction" in e else "-"
-        lines.append(f"{name:<18}{e['seconds']:>10.4f}{e['gbytes_per_s']:>8.2f}"
-                     f"{e['reference_seconds']:>10.4f}{e['speedup']:>9.2f}{frac:>9}")
+        lines.append(f"{name:<18}{e['seconds']:>9.4f}{e['rows_per_s'] / 1e6:>9.1f}"
+                     f"{e['gbytes_per_s']:>7.2f}{e['read_gbytes_per_s']:>7.2f}"
+                     f"{e['bandwidth_fraction']:>8.2f}{e['single_pass_fraction']:>10.2f}"
+                     f"{e['reference_seconds']:>9.4f}{e['speedup']:>8.2f}")
     lines.append("single passes over dense64 (GB/s): " + ", ".join(
         f"{k[:-len('_gbytes_per_s')]} {v:.2f}"
         for k, v in result["dense64_single_pass_bounds"].items()))
@@ -218,8 +327,7 @@ def _table(result):
 
 def main(args):
     """Entry point of ``mpigc bench kernels``; prints JSON with ``--json``, else a table."""
-    rows = DEFAULT_ROWS if args.rows is None else args.rows
     cols = DEFAULT_COLS if args.cols is None else args.cols
-    result = run(rows, cols, args.repeat)
+    result = run(args.rows, cols, args.repeat)
     print(json.dumps(result, indent=2) if args.json else _table(result))
     return 0
