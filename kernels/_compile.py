@@ -62,7 +62,9 @@ def cache_dir():
 
 
 @contextlib.contextmanager
-def _cache_lock():
+def cache_lock():
+    """Exclusive lock on the Numba cache directory (every compile or cache load of mpigc's
+    compiled loops, the data parser's too, holds it)."""
     path = cache_dir()
     os.makedirs(path, exist_ok=True)
     with open(os.path.join(path, "mpigc-kernels.lock"), "a") as f:
@@ -95,7 +97,7 @@ def compile_keys(keys):
     # check): do it before taking the lock, so that ranks starting together on a warm
     # cache queue only for the cache loads themselves (~15 ms per layout).
     _loops.dense.targetctx.refresh()
-    with _cache_lock():
+    with cache_lock():
         for key in keys:
             dispatcher, signature = SPECIALISATIONS[key]
             misses = sum(dispatcher.stats.cache_misses.values())

@@ -178,3 +178,129 @@ def test_random_files_match_sklearn(tmp_path_factory, rows, a, length):
     widest = max((max(feats) for _, feats in rows if feats), default=0)
     if widest:      # the byte scan finds the largest index
         assert parse_data_spec(str(path)).n_features == widest
+
+
+# -- the compiled parser: numbers, partial reads, the index, compressed files ----------------
+def _tokens(rng, k):
+    """Values in the forms files hold, with the hard cases of decimal-to-binary rounding."""
+    out = []
+    for _ in range(k):
+        kind = rng.integers(8)
+        if kind == 0:
+            out.append(repr(float(rng.standard_normal() * 10.0 ** rng.integers(-30, 30))))
+        elif kind == 1:
+            out.append("%.16g" % rng.standard_normal())
+        elif kind == 2:
+            out.append(f"{rng.integers(1, 10**18)}e{rng.integers(-340, 290)}")
+        elif kind == 3:
+            out.append(str(2 ** int(rng.integers(53, 64)) + int(rng.integers(-2, 3))))
+        elif kind == 4:
+            out.append("%.25f" % rng.random())          # 25 digits: converted by Python
+        else:
+            out.append(str(rng.choice(["0", "-0", "+0.0", ".5", "5.", "1E+05", "-1.5e-3",
+                                       "00012", "1e-400", "4.9406564584124654e-324",
+                                       "2.2250738585072014e-308", "1.7976931348623157e308",
+                                       "9007199254740993", "0.000"])))
+    return out
+
+
+def test_values_are_python_floats(tmp_path):
+    rng = np.random.default_rng(5)
+    rows = [_tokens(rng, 6) for _ in range(800)]
+    path = tmp_path / "v.svm"
+    # unsorted indices too: values must move with them
+    path.write_text("".join(f"1 {' '.join(f'{k}:{v}' for k, v in zip((4, 2, 6, 1, 3, 5), r))}\n"
+                            for r in rows))
+    X, _ = parse_data_spec(str(path)).read_rows([(0, 800)])
+    expect = np.array([[float(r[k]) for k in (3, 1, 4, 0, 5, 2)] for r in rows])
+    assert np.array_equal(X.indices.reshape(800, 6), np.tile(np.arange(6), (800, 1)))
+    # bit for bit (-0.0 too), on the stored entries
+    assert np.array_equal(X.data.reshape(800, 6).view(np.int64), expect.view(np.int64))
+
+
+def test_reads_touch_only_their_rows(tmp_path):
+    from mpigc.data.svmlight import STRIDE
+
+    path = tmp_path / "p.svm"
+    lines = [f"{i % 2} {i % 7 + 1}:{i}.5 9:1\n" for i in range(5000)]
+    path.write_text("# header\n" + "".join(lines))
+    src = parse_data_spec(str(path))
+    assert (src.n_rows, src.n_features, src.bytes_read) == (5000, 9, 0)
+    X, y = src.read_rows([(1000, 1200)])
+    np.testing.assert_array_equal(y, np.arange(1000, 1200) % 2)
+    width = max(len(ln) for ln in lines)
+    assert src.bytes_read <= (200 + 2 * STRIDE) * width
+
+
+def test_line_numbers_count_every_line_across_the_index(tmp_path):
+    path = tmp_path / "n.svm"
+    lines = []          # physical lines: data, and after every third a comment and a blank
+    for i in range(300):
+        lines.append(f"1 1:{i}")
+        if i % 3 == 0:
+            lines += ["# a comment", ""]
+    rows = [k for k, ln in enumerate(lines) if ln.startswith("1")]
+    lines[rows[280]] = "1 1:x"
+    path.write_text("\n".join(lines) + "\n")
+    src = parse_data_spec(str(path))
+    with pytest.raises(UsageError, match=rf"n\.svm line {rows[280] + 1}: value 'x' of feature 1"):
+        src.read_rows([(250, 300)])
+    src.read_rows([(0, 280), (281, 300)])
+
+
+def test_the_index_travels_and_the_file_must_not_change(tmp_path):
+    import pickle
+    import os
+
+    from mpigc.data import SvmlightSource, index_file
+
+    path = tmp_path / "t.svm"
+    path.write_text("1 1:1 3:2\n0 2:5\n")
+    index = pickle.loads(pickle.dumps(index_file(str(path))))
+    src = pickle.loads(pickle.dumps(SvmlightSource(str(path), index=index)))
+    assert (src.n_rows, src.n_features) == (2, 3)
+    np.testing.assert_array_equal(src.read_rows([(1, 2)])[0].toarray(), [[0, 5, 0]])
+    os.utime(path, ns=(0, 0))
+    with pytest.raises(UsageError, match=r"t\.svm: the file changed after the job indexed it"):
+        src.read_rows([(0, 1)])
+
+
+@pytest.mark.parametrize("suffix", [".gz", ".bz2", ".xz"])
+def test_compressed_files_only_where_allowed(tmp_path, suffix):
+    from mpigc.data.svmlight import COMPRESSED
+
+    plain = tmp_path / "c.svm"
+    plain.write_text(HANDWRITTEN)
+    packed = tmp_path / f"c.svm{suffix}"
+    with COMPRESSED[suffix](packed, "wb") as f:
+        f.write(HANDWRITTEN.encode())
+    with pytest.raises(UsageError, match=rf"c\.svm\{suffix} is compressed: .*'mpigc convert "
+                                         rf".*c\.svm\{suffix} .*/c\.npz'"):
+        parse_data_spec(str(packed))
+    src = parse_data_spec(str(packed), compressed=True)
+    ref = parse_data_spec(str(plain))
+    assert (src.n_rows, src.n_features) == (ref.n_rows, ref.n_features)
+    np.testing.assert_array_equal(src.read_rows([(0, 5)])[0].toarray(),
+                                  ref.read_rows([(0, 5)])[0].toarray())
+    packed.write_bytes(packed.read_bytes()[:20])
+    with pytest.raises(UsageError, match=rf"cannot read .*c\.svm\{suffix}"):
+        parse_data_spec(str(packed), compressed=True)
+
+
+def test_a_huge_index_is_refused_before_anything_is_allocated(tmp_path):
+    from mpigc.data import check_memory
+
+    path = tmp_path / "big.svm"
+    path.write_text("1 1:1\n0 2:1 99999999999:1\n")
+    src = parse_data_spec(str(path))
+    assert src.n_features == 99999999999
+    with pytest.raises(UsageError, match=r"big\.svm line 2: feature index 99999999999: a model "
+                                         r"of 99999999999 features needs 5.09 TiB per rank "
+                                         r"\(7 vectors of 745 GiB\), more than the 64 GiB"):
+        check_memory(src, vectors=7, rows=1, available=64 << 30)
+    check_memory(parse_data_spec(f"{path}:features=99999999999"), vectors=1, rows=1,
+                 available=1 << 40)
+    dense = parse_data_spec("synthetic:n=100000,d=100000")
+    with pytest.raises(UsageError, match=r"the 50000 x 100000 rows of one rank and the model "
+                                         r"need 37.3 GiB"):
+        check_memory(dense, vectors=2, rows=50000, available=16 << 30)

@@ -1,5 +1,7 @@
 """Label and finiteness checks shared by every data reader."""
 
+import os
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -101,3 +103,64 @@ def check_finite(X, y, where, rows=None):
     bad = np.flatnonzero(~np.isfinite(y))
     if bad.size:
         raise UsageError(f"{where}: y has {_bad_name(y[bad[0]])} at row {row_name(bad[0])}")
+
+
+def available_memory():
+    """Bytes of memory this node can still give to new allocations (Linux MemAvailable;
+    elsewhere the physical memory)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def format_bytes(n):
+    """``n`` bytes as a short text in powers of 1024 (``"745 GiB"``)."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if n < 1024 or unit == "PiB":
+            return f"{n:.3g} {unit}" if unit != "B" else f"{int(n)} B"
+        n /= 1024
+
+
+def check_memory(source, vectors, rows, dtype="float64", available=None):
+    """Refuse, before anything is allocated, a data set whose sizes cannot fit in memory.
+
+    Parameters
+    ----------
+    source : DataSource
+        Its ``n_features`` (and, for dense data, the bytes of its rows) set the sizes.
+    vectors : int
+        float64 vectors of ``n_features`` entries that one rank holds at once (the model,
+        gradients, received vectors).
+    rows : int
+        The most rows one rank reads (dense rows cost ``n_features`` values each; CSR rows
+        are bounded by the file they come from, not checked here).
+    dtype : {"float64", "float32"}
+        Of dense rows.
+    available : int, optional
+        Bytes available (default :func:`available_memory`).
+
+    Raises
+    ------
+    UsageError
+        Naming where the feature count comes from (a file's line and index, an option),
+        the memory the rank would need and the memory available.
+    """
+    avail = available_memory() if available is None else int(available)
+    d = int(source.n_features)
+    model = int(vectors) * d * 8
+    origin = source.features_origin or f"{source.name}: {d} features"
+    if model > avail:
+        raise UsageError(f"{origin}: a model of {d} features needs {format_bytes(model)} per "
+                         f"rank ({vectors} vectors of {format_bytes(8 * d)}), more than the "
+                         f"{format_bytes(avail)} of memory available")
+    if not source.is_sparse:
+        data = int(rows) * d * np.dtype(dtype).itemsize
+        if model + data > avail:
+            raise UsageError(f"{source.name}: the {rows} x {d} rows of one rank and the model "
+                             f"need {format_bytes(model + data)}, more than the "
+                             f"{format_bytes(avail)} of memory available")

@@ -79,6 +79,10 @@ class _Member:
             self.offset = info.header_offset + 30 + name_len + extra_len + self.header_len
         self._whole = None
 
+    def __getstate__(self):
+        # sent to the other ranks of a job: without a memory map of this process
+        return {**self.__dict__, "_whole": None}
+
     def whole(self):
         """All elements: a read-only memory map when stored, else loaded into memory.
 

@@ -19,6 +19,8 @@ class DataSource:
         For messages (a file name, or the synthetic spec).
     is_sparse : bool
         ``read_rows`` returns a ``scipy.sparse.csr_matrix`` (else a dense ndarray).
+    features_origin : str or None
+        Where ``n_features`` comes from (a line of a file, an option), for messages.
 
     Subclasses implement ``_read(start, stop) -> (X, y)`` for one row range (X float64,
     dense or CSR with ``n_features`` columns) and ``labels()``.
@@ -28,6 +30,7 @@ class DataSource:
     n_features: int
     name: str
     is_sparse: bool
+    features_origin = None   # where n_features comes from, for messages (set by readers)
 
     def _read(self, start, stop):
         raise NotImplementedError
@@ -79,7 +82,11 @@ class DataSource:
                 raise UsageError(
                     f"row range [{start}, {stop}) is outside {self.name} ({self.n_rows} rows)")
             if stop > start:
-                parts.append(self._read(start, stop))
+                try:
+                    parts.append(self._read(start, stop))
+                except OSError as exc:   # e.g. a node that cannot see the file
+                    raise UsageError(f"cannot read data file {self.name}: "
+                                     f"{exc.strerror or exc}") from None
                 rows.append(np.arange(start, stop))
         if not parts:
             X = (sp.csr_matrix((0, self.n_features)) if self.is_sparse

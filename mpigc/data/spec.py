@@ -10,7 +10,12 @@ A FILE may be a glob pattern (``shards/part-*.svm``; matches are taken in sorted
 Several files are one data set, their rows concatenated in order; npz files (and
 svmlight files with ``features=``) must agree on the number of features, svmlight files
 without it take the largest index of all files. File options (svmlight only):
-``features=D`` (number of features) and ``zero_based=0|1``.
+``features=D`` (number of features) and ``zero_based=0|1``. Compressed svmlight
+(``.svm.gz``, ``.bz2``, ``.xz``) is read only where the caller allows it
+(``mpigc convert``): it is decompressed as one stream, into memory.
+
+In a job, rank 0 opens (and indexes) the files and sends the sources to the other ranks
+(``comm``), so each file is scanned once per job, not once per rank.
 """
 
 import glob
@@ -21,7 +26,7 @@ import scipy.sparse as sp
 
 from mpigc.data.npz import NpzSource
 from mpigc.data.source import DataSource, stack_rows
-from mpigc.data.svmlight import SvmlightSource
+from mpigc.data.svmlight import COMPRESSED, SvmlightSource, read_compressed
 from mpigc.data.synthetic import DEFAULT, SyntheticSource
 from mpigc.errors import UsageError
 from mpigc.models import MODELS
@@ -29,7 +34,7 @@ from mpigc.models import MODELS
 SVMLIGHT_SUFFIXES = (".svm", ".libsvm", ".txt")
 
 
-def parse_data_spec(spec, model=None):
+def parse_data_spec(spec, model=None, comm=None, compressed=False):
     """Turn a ``--data`` specification into a :class:`DataSource`.
 
     Parameters
@@ -39,6 +44,12 @@ def parse_data_spec(spec, model=None):
     model : {"logistic", "linear"}, optional
         Label kind of a synthetic problem whose spec does not name one (default logistic).
         Ignored for files.
+    comm : mpigc.runtime.comm.Comm, optional
+        Collective: rank 0 parses the spec and reads the file headers (indexes svmlight
+        files), every rank gets the same source or the same error.
+    compressed : bool
+        Read compressed svmlight files whole (else they are refused, naming
+        ``mpigc convert``).
 
     Returns
     -------
@@ -50,14 +61,58 @@ def parse_data_spec(spec, model=None):
         Malformed spec, missing or unreadable files, malformed file headers, files that
         disagree on the number of features.
     """
+    if comm is not None and comm.size > 1:
+        # every rank checks that it sees the files (a few metadata calls, agreed), rank 0
+        # alone reads them
+        error = None
+        try:
+            _check_spec(spec, compressed)
+        except UsageError as exc:
+            error = str(exc)
+        error = comm.agree(error)
+        if error is not None:
+            raise UsageError(error)
+        return _shared(comm, lambda: parse_data_spec(spec, model, compressed=compressed))
     if spec is None:
         return SyntheticSource(**DEFAULT, model=model or "logistic")
     spec = str(spec).strip()
     if spec == "synthetic" or spec.startswith("synthetic:"):
         return _synthetic(spec.partition(":")[2], model)
     paths, options = _split_options(spec)
-    sources = [_open_file(p, options) for p in _expand(paths)]
+    sources = [_open_file(p, options, compressed) for p in _expand(paths)]
     return sources[0] if len(sources) == 1 else ConcatSource(sources)
+
+
+def _check_spec(spec, compressed):
+    """The checks of a spec that need no file's contents (names, existence, options)."""
+    if spec is None:
+        return
+    spec = str(spec).strip()
+    if spec == "synthetic" or spec.startswith("synthetic:"):
+        _synthetic(spec.partition(":")[2], None)
+        return
+    paths, options = _split_options(spec)
+    for path in _expand(paths):
+        _check_path(path, compressed)
+
+
+def _shared(comm, make):
+    """``make()`` on rank 0, its result (or its UsageError) on every rank."""
+    result = None
+    if comm.rank == 0:
+        try:
+            result = ("ok", make())
+        except UsageError as exc:
+            result = ("error", str(exc))
+        except BaseException:
+            comm.bcast_object(("crash", None))   # the others fail too, rank 0 explains
+            raise
+    kind, value = comm.bcast_object(result)
+    if kind == "error":
+        raise UsageError(value)
+    if kind == "crash":
+        raise RuntimeError("rank 0 failed while opening the data; see its traceback")
+    return value
 
 
 def _parse_options(text, what):
@@ -126,21 +181,38 @@ def _expand(patterns):
     return paths
 
 
-def _open_file(path, options):
+def _check_path(path, compressed):
+    """Refuse a file that is missing, unreadable or of an unknown type; its kind."""
     if not os.path.exists(path):
         raise UsageError(f"data file not found: {path}")
     if os.path.isdir(path):
         raise UsageError(f"data file is a directory: {path}")
     if not os.access(path, os.R_OK):
         raise UsageError(f"data file is not readable: {path}")
-    suffix = os.path.splitext(path)[1].lower()
+    stem, suffix = os.path.splitext(path)
+    suffix = suffix.lower()
+    packed = suffix in COMPRESSED and os.path.splitext(stem)[1].lower() in SVMLIGHT_SUFFIXES
+    if packed and not compressed:
+        raise UsageError(f"{path} is compressed: a job reads each rank's rows from an "
+                         f"uncompressed file; convert it once with 'mpigc convert {path} "
+                         f"{os.path.splitext(stem)[0]}.npz' and train on the .npz")
+    if suffix == ".npz":
+        return "npz"
+    if suffix in SVMLIGHT_SUFFIXES or packed:
+        return "compressed" if packed else "svmlight"
+    raise UsageError(f"unknown data file type '{path}' (expected .npz, .svm, .libsvm, .txt, "
+                     f"or compressed svmlight for mpigc convert)")
+
+
+def _open_file(path, options, compressed=False):
+    kind = _check_path(path, compressed)
     opts = dict(options)
     try:
-        if suffix == ".npz":
+        if kind == "npz":
             if opts:
                 raise UsageError(f"option '{next(iter(opts))}' does not apply to .npz file {path}")
             return NpzSource(path)
-        if suffix in SVMLIGHT_SUFFIXES:
+        if kind in ("svmlight", "compressed"):
             what = f"the data spec of {path}"
             features = _number(opts, "features", int, what, None, lambda v: v >= 1,
                                "a positive integer")
@@ -148,10 +220,32 @@ def _open_file(path, options):
             if opts:
                 raise UsageError(f"unknown option '{next(iter(opts))}' in {what} "
                                  f"(expected features, zero_based)")
+            if kind == "compressed":
+                X, y = read_compressed(path, features=features, zero_based=zero)
+                return ArraySource(X, y, path, features_inferred=features is None)
             return SvmlightSource(path, features=features, zero_based=zero)
     except OSError as exc:
         raise UsageError(f"cannot read data file {path}: {exc.strerror or exc}") from None
-    raise UsageError(f"unknown data file type '{path}' (expected .npz, .svm, .libsvm or .txt)")
+
+
+class ArraySource(DataSource):
+    """Rows already in memory (a decompressed file): X dense or CSR, y raw labels."""
+
+    def __init__(self, X, y, name, features_inferred=False):
+        self.X, self.y, self.name = X, np.asarray(y, dtype=np.float64), str(name)
+        self.n_rows, self.n_features = X.shape
+        self.is_sparse = sp.issparse(X)
+        self.features_inferred = features_inferred
+
+    def _read(self, start, stop):
+        X = self.X[start:stop]
+        if X.shape[1] != self.n_features:   # widened by a ConcatSource
+            X = sp.csr_matrix((X.data, X.indices, X.indptr), shape=(stop - start,
+                                                                    self.n_features))
+        return X, self.y[start:stop]
+
+    def labels(self):
+        return self.y.copy()
 
 
 class ConcatSource(DataSource):
@@ -170,6 +264,7 @@ class ConcatSource(DataSource):
             raise UsageError(f"feature counts differ between files: {fixed[0].name} has "
                              f"{fixed[0].n_features}, {widest.name} uses {widest.n_features}")
         self.n_features = (fixed[0] if fixed else widest).n_features
+        self.features_origin = (fixed[0] if fixed else widest).features_origin
         for s in self.parts:
             s.n_features = self.n_features
         self.starts = np.cumsum([0] + [s.n_rows for s in self.parts])

@@ -3,247 +3,401 @@
 - Indices are 1-based (spec option ``zero_based=1`` for files that start at 0); they need
   not be sorted. ``#`` starts a comment; blank and comment-only lines are skipped, and
   line numbers in messages count every physical line (1-based). ``qid:`` is not supported.
-- The number of features is the largest index in the file, found by a vectorised scan of
-  the bytes, or given by the spec option ``features=D``.
-- Opening the file records the byte offset of every data line (one pass over the lines),
-  so :meth:`SvmlightSource.read_rows` parses only the lines of the requested rows.
+- The number of features is the largest index in the file, or the spec option
+  ``features=D``.
+- :func:`index_file` reads the file once, in blocks: the number of data lines, the byte
+  offset and line number of every :data:`STRIDE`-th row, and the largest index (and its
+  line). A job indexes each file on one rank and sends the :class:`SvmlightIndex` to the
+  others, so :meth:`SvmlightSource.read_rows` reads only the bytes of the requested rows
+  (plus at most ``STRIDE - 1`` rows either side).
+- Rows are parsed by compiled loops (:mod:`mpigc.data._parse`); a malformed line is then
+  explained token by token in Python, so the message names the line and the token.
+- Compressed files (``.gz``, ``.bz2``, ``.xz``) are read as one stream by
+  :func:`read_compressed` (``mpigc convert``); they cannot be indexed for partial reads.
 """
 
-import mmap
-import re
-import warnings
+import bz2
+import gzip
+import lzma
+import os
+from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
+from numba import types
 
+from mpigc.data import _parse
 from mpigc.data.checks import row_of_entry
 from mpigc.data.source import DataSource, stack_rows
 from mpigc.errors import UsageError
 
-_SCAN_BLOCK = 1 << 24   # bytes per step of the max-index scan
-_MAX_DIGITS = 18        # longest index the scan reads (int64-safe)
-_MAX_INDEX = 2 ** 53    # indices are parsed as float64: exact below this
-_COMMENT = re.compile(rb"#[^\n]*")
-_ROWS_PER_PARSE = 1 << 15  # bounds the temporary memory of one parse
+STRIDE = 64                # rows between two offsets kept by the index
+BLOCK_BYTES = 1 << 24      # bytes per read of a whole-file pass
+_ROWS_PER_PARSE = 1 << 15  # bounds the temporary memory of one parse (a multiple of STRIDE)
+_SLOW_ROOM = 256           # slow tokens expected per parse (more: parsed again with room)
+COMPRESSED = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
+
+_RO_BYTES = types.Array(types.uint8, 1, "C", readonly=True)
+_I64 = types.Array(types.int64, 1, "C")
+_F64 = types.Array(types.float64, 1, "C")
+_SIGNATURES = {
+    "index_block": (_parse.index_block,
+                    (_RO_BYTES, types.int64, types.int64, types.int64, _I64, _I64, _I64)),
+    "parse_block": (_parse.parse_block,
+                    (_RO_BYTES, types.int64, types.int64, types.int64, types.int64, types.int64,
+                     _F64, _I64, _I64, _F64, types.Array(types.int64, 2, "C"),
+                     types.Array(types.uint64, 1, "C", readonly=True),
+                     types.Array(types.uint64, 1, "C", readonly=True),
+                     types.Array(types.float64, 1, "C", readonly=True))),
+}
+_loops = {}
 
 
-def _well_formed(body, nnz):
-    """True when ``body`` is exactly ``nnz`` whitespace-separated DIGITS:VALUE tokens, each
-    with one colon, digits before it and something after it (checked on the bytes)."""
-    if nnz == 0:
-        return not body.strip()
-    buf = np.frombuffer(body, dtype=np.uint8)
-    ws = buf <= ord(" ")     # control bytes count as separators: they make counts disagree
-    starts = np.flatnonzero(~ws & np.concatenate(([True], ws[:-1])))
-    colons = np.flatnonzero(buf == ord(":"))
-    if starts.size != nnz or colons.size != nnz:
-        return False
-    # with as many colons as tokens, colon k inside token k means one colon per token
-    ends = np.append(starts[1:], buf.size)
-    if np.any(colons <= starts) or np.any(colons + 1 >= ends) or np.any(ws[colons + 1]):
-        return False
-    # no byte other than a digit between a token's start and its colon
-    other = np.flatnonzero(~ws & ((buf < ord("0")) | (buf > ord("9"))) & (buf != ord(":")))
-    token = np.searchsorted(starts, other, side="right") - 1
-    return not np.any(other < colons[token])
+def compiled():
+    """The compiled loops by name, loaded from the Numba cache (or compiled into it) once
+    per process, under the kernels' cache lock (see :mod:`mpigc.kernels._compile`)."""
+    if not _loops:
+        from mpigc.kernels._compile import cache_lock
+
+        _parse.index_block.targetctx.refresh()   # outside the lock, as for the kernels
+        with cache_lock():
+            for name, (dispatcher, signature) in _SIGNATURES.items():
+                _loops[name] = dispatcher.compile(signature)
+    return _loops
+
+
+@dataclass(frozen=True)
+class SvmlightIndex:
+    """What one pass over an svmlight file finds (sent to the other ranks of a job).
+
+    Attributes
+    ----------
+    size, mtime_ns : int
+        Of the file when it was indexed; a read checks them (the file must not change).
+    n_rows : int
+        Data lines.
+    offsets, lines, colons : numpy.ndarray
+        Byte offset, physical line number and colons before rows ``0, STRIDE,
+        2 STRIDE, ...``; ``offsets`` ends with the file size, ``colons`` with the total
+        (the colons of a row range bound its entries: the room a parse allocates).
+    max_index, max_index_line : int
+        Largest feature index (-1 when the file has none) and the line it is on.
+    """
+
+    size: int
+    mtime_ns: int
+    n_rows: int
+    offsets: np.ndarray
+    lines: np.ndarray
+    colons: np.ndarray
+    max_index: int
+    max_index_line: int
+
+
+def _whole_lines(f, block=BLOCK_BYTES):
+    """Yield the contents of binary file ``f`` from its position, as bytes objects that
+    end with a newline (the last one may not), each at least ``block`` long but the last."""
+    carry = b""
+    while True:
+        chunk = f.read(block)
+        if not chunk:
+            if carry:
+                yield carry
+            return
+        data = carry + chunk if carry else chunk
+        cut = data.rfind(b"\n") + 1
+        if cut == 0:
+            carry = data
+            continue
+        carry = data[cut:]
+        yield data[:cut]
+
+
+def index_file(path):
+    """Index an svmlight file in one pass (see :class:`SvmlightIndex`).
+
+    Raises
+    ------
+    UsageError
+        Empty file, or one without data lines.
+    OSError
+        The file cannot be read.
+    """
+    index_block = compiled()["index_block"]
+    offsets, lines, colons = [], [], []
+    rows = newlines = size = n_colons = 0
+    best, best_line = -1, 0
+    with open(path, "rb") as f:
+        mtime = os.fstat(f.fileno()).st_mtime_ns
+        for data in _whole_lines(f):
+            buf = np.frombuffer(data, dtype=np.uint8)
+            room = buf.size // STRIDE + 2
+            off, ln, co = (np.empty(room, dtype=np.int64) for _ in range(3))
+            n, nl, k, nc, top, top_line = index_block(buf, rows, newlines, STRIDE, off, ln, co)
+            offsets.append(off[:k] + size)
+            lines.append(ln[:k])
+            colons.append(co[:k] + n_colons)
+            if top > best:
+                best, best_line = int(top), int(top_line)
+            rows, newlines, size = rows + int(n), newlines + int(nl), size + buf.size
+            n_colons += int(nc)
+    if size == 0:
+        raise UsageError(f"{path}: the file is empty")
+    if rows == 0:
+        raise UsageError(f"{path}: no data lines")
+    return SvmlightIndex(size=size, mtime_ns=mtime, n_rows=rows,
+                         offsets=np.concatenate(offsets + [[size]]).astype(np.int64),
+                         lines=np.concatenate(lines).astype(np.int64),
+                         colons=np.concatenate(colons + [[n_colons]]).astype(np.int64),
+                         max_index=best, max_index_line=best_line)
+
+
+def _float(token):
+    """Python's float of a token, or None (digit separators are not numbers here)."""
+    if b"_" in token:
+        return None
+    try:
+        return float(token)
+    except ValueError:
+        return None
+
+
+class _Text:
+    """The bytes of a run of whole lines, ``text`` starting at physical line ``line``."""
+
+    def __init__(self, path, text, line):
+        self.path, self.text, self.line = path, text, line
+
+    def line_at(self, pos):
+        """Physical line number of byte ``pos`` of the text."""
+        return self.line + self.text.count(b"\n", 0, pos)
+
+    def fail(self, pos, what):
+        raise UsageError(f"{self.path} line {self.line_at(pos)}: {what}")
+
+    def explain(self, pos):
+        """Raise naming the first malformed token of the line holding byte ``pos``."""
+        start = self.text.rfind(b"\n", 0, pos) + 1
+        end = self.text.find(b"\n", start)
+        content = self.text[start:end if end >= 0 else len(self.text)].split(b"#", 1)[0]
+        parts = content.split()
+
+        def fail(what):
+            self.fail(start, what)
+
+        if b":" in parts[0]:
+            fail(f"line starts with '{parts[0].decode(errors='replace')}', expected a label")
+        if _float(parts[0]) is None:
+            fail(f"label '{parts[0].decode(errors='replace')}' is not a number")
+        for tok in parts[1:]:
+            text = tok.decode(errors="replace")
+            if tok.startswith(b"qid:"):
+                fail("qid is not supported")
+            idx, sep, val = tok.partition(b":")
+            if not sep or not idx or not val or b":" in val:
+                fail(f"expected INDEX:VALUE, got '{text}'")
+            if not idx.isdigit():
+                fail(f"feature index in '{text}' is not a non-negative integer")
+            if int(idx) >= _parse.MAX_INDEX:
+                fail(f"feature index {idx.decode()} is too large")
+            if _float(val) is None:
+                fail(f"value '{val.decode(errors='replace')}' of feature {idx.decode()} is not "
+                     f"a number")
+        fail("cannot parse the line")
+
+
+def parse_text(text, n_rows, n_features, zero_based, where, skip=0, line=1, room=None):
+    """Parse ``n_rows`` data lines of ``text`` (bytes of whole lines) after ``skip`` data lines.
+
+    Parameters
+    ----------
+    text : bytes
+    n_rows : int
+    n_features : int or None
+        Indices above it are refused; None: no upper limit (the caller takes the largest).
+    zero_based : bool
+    where : str
+        The file name, for messages.
+    skip : int
+        Data lines at the start of ``text`` to pass over.
+    line : int
+        Physical line number of the first line of ``text``.
+    room : int, optional
+        At least the entries of the rows (default: the colons of ``text``).
+
+    Returns
+    -------
+    y, indptr, indices, values : numpy.ndarray
+        Raw labels and the CSR arrays (0-based indices, sorted within each row).
+
+    Raises
+    ------
+    UsageError
+        The first bad row: naming its line and the problem.
+    """
+    parse_block = compiled()["parse_block"]
+    first = 0 if zero_based else 1
+    last = _parse.MAX_INDEX if n_features is None else n_features - 1 + first
+    buf = np.frombuffer(text, dtype=np.uint8)
+    room = text.count(b":") if room is None else room
+    y, indptr = np.empty(n_rows), np.empty(n_rows + 1, dtype=np.int64)
+    indices, values = np.empty(room, dtype=np.int64), np.empty(room)
+    slow = np.empty((_SLOW_ROOM, 3), dtype=np.int64)
+    while True:
+        status, row, pos, index, nnz, n_slow = parse_block(
+            buf, 0, skip, n_rows, first, last, y, indptr, indices, values, slow,
+            _parse.POW_HI, _parse.POW_LO, _parse.EXACT_POW)
+        if n_slow <= slow.shape[0]:
+            break
+        slow = np.empty((n_slow, 3), dtype=np.int64)
+    src = _Text(where, text, line)
+    rows_done = n_rows if status == _parse.OK else row
+    for a, b, target in slow[:n_slow]:
+        value = _float(text[a:b])
+        if value is None:
+            src.explain(a)
+        if target < 0:
+            y[-1 - target] = value
+        else:
+            values[target] = value
+    if status == _parse.BAD_LINE:
+        src.explain(pos)
+    if status == _parse.OUT_OF_RANGE:
+        if index == 0 and not zero_based:
+            src.fail(pos, "feature index 0 is out of range (indices are 1-based; "
+                          "add zero_based=1 to the data spec for 0-based files)")
+        src.fail(pos, f"feature index {index} exceeds the {n_features} features of the "
+                      f"data set")
+    if status == _parse.REPEATED:
+        src.fail(pos, f"feature index {index} appears twice")
+    if status in (_parse.SHORT, _parse.FULL):
+        raise UsageError(f"{where}: has {rows_done} data lines where {n_rows} were expected "
+                         f"(did the file change while the job read it?)")
+    starts = _row_starts(buf, n_rows, skip) if n_slow else None
+    for arr, what in ((y, "label"), (values[:nnz], "value")):
+        bad = np.flatnonzero(~np.isfinite(arr))
+        if bad.size:
+            k = bad[0]
+            r = k if what == "label" else row_of_entry(indptr, k)
+            name = what if what == "label" else f"value of feature {indices[k] + first}"
+            src.fail(starts[r], f"{name} is {arr[k]}")
+    return y, indptr, indices[:nnz], values[:nnz]
+
+
+def _row_starts(buf, n_rows, skip):
+    """Byte offset of each of the ``n_rows`` data lines after ``skip`` (error path only)."""
+    index_block = compiled()["index_block"]
+    off = np.empty(n_rows + skip, dtype=np.int64)
+    index_block(buf, 0, 0, 1, off, off.copy(), off.copy())
+    return off[skip:]
 
 
 class SvmlightSource(DataSource):
-    """Rows of an svmlight file, always CSR (see the module docstring)."""
+    """Rows of an svmlight file, always CSR (see the module docstring).
+
+    Parameters
+    ----------
+    path : str
+    features : int, optional
+        Number of features (default: the largest index of the file).
+    zero_based : bool
+    index : SvmlightIndex, optional
+        From :func:`index_file` (another rank's); default: index the file here.
+    """
 
     is_sparse = True
 
-    def __init__(self, path, features=None, zero_based=False):
+    def __init__(self, path, features=None, zero_based=False, index=None):
         self.path = self.name = str(path)
         self.zero_based = bool(zero_based)
-        with open(path, "rb") as f:
-            size = f.seek(0, 2)
-            if size == 0:
-                raise UsageError(f"{path}: the file is empty")
-            f.seek(0)
-            self._mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-        self._offsets, self._lines = self._index(size)
-        if not self._lines.size:
-            raise UsageError(f"{path}: no data lines")
-        self.n_rows = int(self._lines.size)
+        self.index = index_file(path) if index is None else index
+        self.n_rows = self.index.n_rows
         self.features_inferred = features is None
         if features is not None:
             self.n_features = int(features)
+            self.features_origin = f"features={self.n_features} in the data spec of {path}"
         else:
-            self.n_features = self._max_index() + (1 if self.zero_based else 0)
+            top = self.index.max_index
+            self.n_features = top + (1 if self.zero_based else 0)
+            self.features_origin = (f"{path} line {self.index.max_index_line}: feature index "
+                                    f"{top}")
             if self.n_features < 1:
                 raise UsageError(f"{path}: no feature index found; give features=D in the spec")
+        self.bytes_read = 0   # by read_rows in this process (the index pass not counted)
 
-    def _index(self, size):
-        """Byte offset (plus the file size at the end) and line number of every data line.
-
-        A line whose first byte is not whitespace or '#' is a data line (vectorised); the
-        few lines that start with whitespace are looked at one by one.
-        """
-        buf = np.frombuffer(self._mm, dtype=np.uint8)
-        newlines = [lo + np.flatnonzero(buf[lo:lo + _SCAN_BLOCK] == ord("\n"))
-                    for lo in range(0, size, _SCAN_BLOCK)]
-        starts = np.concatenate([[0]] + [nl + 1 for nl in newlines])
-        starts = starts[starts < size]          # no empty line after a final newline
-        first = buf[starts]
-        data = (first > ord(" ")) & (first != ord("#"))
-        ends = np.append(starts[1:], size)
-        for k in np.flatnonzero(first <= ord(" ")):
-            head = self._mm[starts[k]:ends[k]].lstrip()
-            data[k] = bool(head) and head[:1] != b"#"
-        return np.append(starts[data], size), np.flatnonzero(data) + 1
-
-    def _max_index(self):
-        """Largest feature index: digits just before each ':' (vectorised over the bytes).
-
-        Comments may hold ':' too, so a file with '#' is parsed in full instead.
-        """
-        if self._mm.find(b"#", 0) >= 0:
-            return max(self._parse(a, min(a + _ROWS_PER_PARSE, self.n_rows), check_range=False)[4]
-                       for a in range(0, self.n_rows, _ROWS_PER_PARSE))
-        buf = np.frombuffer(self._mm, dtype=np.uint8)
-        best = 0
-        for lo in range(0, buf.size, _SCAN_BLOCK):
-            # colons whose index has at least k digits, for k = 1, 2, ...: the largest
-            # index is among those with the most digits
-            pos = lo + np.flatnonzero(buf[lo:lo + _SCAN_BLOCK] == ord(":"))
-            digits = 0
-            while pos.size and digits < _MAX_DIGITS:
-                before = pos - digits - 1
-                keep = before >= 0
-                keep[keep] = (buf[before[keep]] - ord("0")) < 10   # uint8: wraps below '0'
-                if not keep.any():
-                    break
-                pos, digits = pos[keep], digits + 1
-            if digits:
-                value = sum((buf[pos - t].astype(np.int64) - ord("0")) * 10 ** (t - 1)
-                            for t in range(1, digits + 1))
-                best = max(best, int(value.max()))
-        return best
-
-    def labels(self):
-        out = np.empty(self.n_rows)
-        for r in range(self.n_rows):
-            a, b = self._offsets[r], self._offsets[r + 1]
-            token = _COMMENT.sub(b"", self._mm[a:b]).split(None, 1)[0]
-            out[r] = self._label(token, r)
-        return out
-
-    def _fail(self, row, what):
-        raise UsageError(f"{self.path} line {self._lines[row]}: {what}")
-
-    def _label(self, token, row):
-        try:
-            return float(token)
-        except ValueError:
-            self._fail(row, f"label '{token.decode(errors='replace')}' is not a number")
-
-    def _text_lines(self, start, stop):
-        text = self._mm[self._offsets[start]:self._offsets[stop]]
-        if b"#" in text:
-            text = _COMMENT.sub(b"", text)
-        return [ln for ln in text.split(b"\n") if ln.strip()]
-
-    def _tokens(self, start, stop):
-        """Labels, per-row feature counts, raw indices and values of rows [start, stop).
-
-        The lines are split once in Python; NumPy parses the numbers in C and checks the
-        shape of every INDEX:VALUE token on the bytes. Anything malformed raises
-        ValueError (the caller then explains it line by line).
-        """
-        lines = self._text_lines(start, stop)
-        if len(lines) != stop - start:
-            raise ValueError("line structure")
-        heads = [ln.split(None, 1) for ln in lines]
-        body = b" ".join(h[1] for h in heads if len(h) > 1)
-        counts = [h[1].count(b":") if len(h) > 1 else 0 for h in heads]
-        nnz = sum(counts)
-        with warnings.catch_warnings():
-            # NumPy warns (instead of failing) when text stops parsing early
-            warnings.simplefilter("error", DeprecationWarning)
-            y = np.fromstring(b" ".join(h[0] for h in heads), sep=" ")
-            nums = np.fromstring(body.replace(b":", b" "), sep=" ") if nnz else np.zeros(0)
-        if y.size != len(lines) or nums.size != 2 * nnz or not _well_formed(body, nnz):
-            raise ValueError("token structure")
-        raw = nums[0::2]
-        if raw.size and raw.max() >= _MAX_INDEX:
-            raise ValueError("index too large")
-        return y, counts, raw.astype(np.int64), nums[1::2]
-
-    def _parse(self, start, stop, check_range=True):
-        """Parse rows [start, stop): (y, indptr, 0-based indices, values, largest raw index)."""
-        try:
-            y, counts, raw, vals = self._tokens(start, stop)
-        except (ValueError, DeprecationWarning):
-            self._explain(start, stop)
-            raise UsageError(f"{self.path}: cannot parse lines {self._lines[start]}.."
-                             f"{self._lines[stop - 1]}") from None
-        indptr = np.zeros(stop - start + 1, dtype=np.int64)
-        np.cumsum(counts, out=indptr[1:])
-        first = 0 if self.zero_based else 1
-        limit = self.n_features - 1 + first if check_range else np.iinfo(np.int64).max
-        bad = np.flatnonzero((raw < first) | (raw > limit))
-        if bad.size:
-            row = start + row_of_entry(indptr, bad[0])
-            self._fail(row, self._range_message(raw[bad[0]]))
-        self._check_unique(start, indptr, raw)
-        for arr, what in ((y, "label"), (vals, "value")):
-            bad = np.flatnonzero(~np.isfinite(arr))
-            if bad.size:
-                k = bad[0]
-                row = start + (k if what == "label" else row_of_entry(indptr, k))
-                name = what if what == "label" else f"value of feature {raw[k]}"
-                self._fail(row, f"{name} is {arr[k]}")
-        return y, indptr, raw - first, vals, int(raw.max(initial=0))
-
-    def _check_unique(self, start, indptr, raw):
-        """Raise on an index repeated within a row (files are usually sorted: cheap check)."""
-        row_of = np.repeat(np.arange(indptr.size - 1), np.diff(indptr))
-        rising = (np.diff(raw) > 0) | (np.diff(row_of) > 0)
-        if rising.all():
-            return
-        order = np.lexsort((raw, row_of))
-        same = (np.diff(raw[order]) == 0) & (np.diff(row_of[order]) == 0)
-        if same.any():
-            k = order[np.argmax(same)]
-            self._fail(start + int(row_of[k]), f"feature index {raw[k]} appears twice")
-
-    def _range_message(self, index):
-        if index == 0 and not self.zero_based:
-            return ("feature index 0 is out of range (indices are 1-based; "
-                    "add zero_based=1 to the data spec for 0-based files)")
-        return f"feature index {index} exceeds the {self.n_features} features of the data set"
-
-    def _explain(self, start, stop):
-        """Re-parse rows [start, stop) token by token and raise naming the bad line."""
-        for row, ln in zip(range(start, stop), self._text_lines(start, stop)):
-            parts = ln.split()
-            if b":" in parts[0]:
-                self._fail(row, f"line starts with '{parts[0].decode(errors='replace')}', "
-                                f"expected a label")
-            self._label(parts[0], row)
-            for tok in parts[1:]:
-                text = tok.decode(errors="replace")
-                if tok.startswith(b"qid:"):
-                    self._fail(row, "qid is not supported")
-                idx, sep, val = tok.partition(b":")
-                if not sep or not idx or not val or b":" in val:
-                    self._fail(row, f"expected INDEX:VALUE, got '{text}'")
-                if not idx.isdigit():
-                    self._fail(row, f"feature index in '{text}' is not a non-negative integer")
-                if int(idx) >= _MAX_INDEX:
-                    self._fail(row, f"feature index {idx.decode()} is too large")
-                try:
-                    float(val)
-                except ValueError:
-                    self._fail(row, f"value '{val.decode(errors='replace')}' of feature "
-                                    f"{idx.decode()} is not a number")
+    def _text(self, start, stop):
+        """The bytes of rows [start, stop) (from the rows kept by the index on either
+        side), the data lines to skip in them, the line number they start at and their
+        colons."""
+        ix = self.index
+        a, b = start // STRIDE, -(-stop // STRIDE)
+        lo, hi = int(ix.offsets[a]), int(ix.offsets[b])
+        with open(self.path, "rb") as f:
+            st = os.fstat(f.fileno())
+            if (st.st_size, st.st_mtime_ns) != (ix.size, ix.mtime_ns):
+                raise UsageError(f"{self.path}: the file changed after the job indexed it")
+            f.seek(lo)
+            text = f.read(hi - lo)
+        self.bytes_read += len(text)
+        return text, start - a * STRIDE, int(ix.lines[a]), int(ix.colons[b] - ix.colons[a])
 
     def _read(self, start, stop):
         parts = []
-        for a in range(start, stop, _ROWS_PER_PARSE):
-            b = min(a + _ROWS_PER_PARSE, stop)
-            y, indptr, indices, vals, _ = self._parse(a, b)
-            X = sp.csr_matrix((vals, indices, indptr), shape=(b - a, self.n_features))
-            parts.append((X, y))
+        a = start
+        while a < stop:
+            b = min((a // _ROWS_PER_PARSE + 1) * _ROWS_PER_PARSE, stop)
+            text, skip, line, room = self._text(a, b)
+            y, indptr, indices, values = parse_text(text, b - a, self.n_features,
+                                                    self.zero_based, self.path, skip, line,
+                                                    room)
+            parts.append((sp.csr_matrix((values, indices, indptr),
+                                        shape=(b - a, self.n_features)), y))
+            a = b
         return stack_rows(parts, sparse=True)
+
+    def labels(self):
+        return self._read(0, self.n_rows)[1]
+
+
+def read_compressed(path, features=None, zero_based=False):
+    """All rows of a (possibly compressed) svmlight file, read as one stream.
+
+    Returns
+    -------
+    X : scipy.sparse.csr_matrix
+        ``features`` columns, or as many as the largest index needs.
+    y : numpy.ndarray
+
+    Raises
+    ------
+    UsageError
+        As :class:`SvmlightSource` (empty, no data lines, a bad line), or a damaged
+        compressed stream.
+    """
+    opener = COMPRESSED.get(os.path.splitext(path)[1].lower(), open)
+    index_block = compiled()["index_block"]
+    parts, line, width, size = [], 1, 0, 0
+    off = np.empty(1, dtype=np.int64)
+    try:
+        with opener(path, "rb") as f:
+            for text in _whole_lines(f):
+                buf = np.frombuffer(text, dtype=np.uint8)
+                size += buf.size
+                n, newlines, _, _, _, _ = index_block(buf, 0, 0, 1, off, off.copy(), off.copy())
+                if n:
+                    y, indptr, indices, values = parse_text(text, int(n), features, zero_based,
+                                                            path, line=line)
+                    width = max(width, int(indices.max(initial=-1)) + 1)
+                    parts.append((y, indptr, indices, values))
+                line += int(newlines)
+    except (OSError, EOFError, lzma.LZMAError) as exc:
+        raise UsageError(f"cannot read {path}: {exc}") from None
+    if size == 0:
+        raise UsageError(f"{path}: the file is empty")
+    if not parts:
+        raise UsageError(f"{path}: no data lines")
+    d = features if features is not None else width
+    if d < 1:
+        raise UsageError(f"{path}: no feature index found; give features=D in the spec")
+    return stack_rows([(sp.csr_matrix((v, i, p), shape=(len(y), d)), y)
+                       for y, p, i, v in parts], sparse=True)

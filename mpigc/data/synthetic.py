@@ -39,9 +39,18 @@ class SyntheticSource(DataSource):
         self.is_sparse = self.density < 1.0
         self.name = name or (f"synthetic:n={n},d={d},density={density:g},seed={seed},"
                              f"model={model}" + (f",noise={noise:g}" if model == "linear" else ""))
-        nnz_per_row = max(self.n_features * self.density, 1.0)
-        self.w_star = (np.random.default_rng([self.seed, 0]).standard_normal(self.n_features)
-                       * (MARGIN_STD / np.sqrt(nnz_per_row)))
+        self.features_origin = f"d={self.n_features} in the synthetic data spec"
+        self._w_star = None
+
+    @property
+    def w_star(self):
+        """The planted model (drawn on first use: a spec is checked before anything of
+        its size is allocated, and rank 0 sends the source to the others without it)."""
+        if self._w_star is None:
+            nnz_per_row = max(self.n_features * self.density, 1.0)
+            self._w_star = (np.random.default_rng([self.seed, 0]).standard_normal(self.n_features)
+                            * (MARGIN_STD / np.sqrt(nnz_per_row)))
+        return self._w_star
 
     def _block(self, b):
         rows = min(BLOCK_ROWS, self.n_rows - b * BLOCK_ROWS)

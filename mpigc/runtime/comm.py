@@ -113,6 +113,10 @@ class Comm:
         self.comm.Bcast(array, root=0)
         return array
 
+    def bcast_object(self, obj):
+        """A picklable object from rank 0 to every rank (``obj`` is read on rank 0 only)."""
+        return self.comm.bcast(obj, root=0)
+
     def allreduce_sum(self, array):
         """Element-wise sum over all ranks (a new array)."""
         out = np.empty_like(array)

@@ -1,0 +1,42 @@
+"""Opening data in a job: rank 0 alone reads (indexes) the file, every worker reads only
+the bytes of its own rows (counted by the kernel, /proc/self/io), and a rank that cannot
+see a file stops the job with one agreed line."""
+
+import json
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.datasets import dump_svmlight_file
+
+from mpiutil import MPI_SCRIPTS, assert_ok, run_mpi
+
+WORKERS = 8
+LOAD = 3
+
+
+def _write(path, rows=24_000):
+    rng = np.random.default_rng(0)
+    X = sp.random(rows, 2000, density=0.01, random_state=1, format="csr")
+    X.data = rng.standard_normal(X.nnz)
+    dump_svmlight_file(X, rng.integers(0, 2, rows), str(path), zero_based=False)
+    return path.stat().st_size
+
+
+def test_the_file_is_read_once_per_job(tmp_path):
+    size = _write(tmp_path / "d.svm")
+    res = assert_ok(run_mpi(WORKERS + 1, [MPI_SCRIPTS / "data_read_once.py", tmp_path / "d.svm"],
+                            timeout=180, env={"OMP_NUM_THREADS": "1"}))
+    counts = json.loads(res.stdout.splitlines()[0])
+    root, workers = counts[0], counts[1:]
+    # rank 0 indexes the whole file once and reads no rows
+    assert size <= root["open"] < size + (1 << 20), (size, root)
+    assert root["read"] < 1 << 16, root
+    share = LOAD / WORKERS * size
+    for k, c in enumerate(workers, start=1):
+        # opening costs a worker no bytes of the file; reading, its rows (the assignment
+        # holds LOAD of WORKERS chunks) plus at most two strides of rows per range
+        assert c["open"] < 1 << 16, (k, c)
+        assert c["counted"] <= c["read"] < c["counted"] + (1 << 16), (k, c)
+        assert 0.9 * share < c["counted"] < 1.1 * share, (k, c, share)
+    total = root["open"] + sum(c["read"] for c in workers)
+    assert total < (1 + LOAD) * size * 1.1, (total, size)
