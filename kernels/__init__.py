@@ -122,9 +122,14 @@ def warmup():
 
 
 def warmup_main(args):
-    """``mpigc warmup``: fill the cache once, before the ranks of a job start."""
+    """``mpigc warmup``: fill the cache once, before the ranks of a job start (the kernels
+    and the svmlight parser's loops)."""
+    from mpigc.data.svmlight import compiled as parser_loops
+
     t0 = time.perf_counter()
     compiled = warmup()
-    print(f"mpigc warmup: {len(SPECIALISATIONS)} kernel layouts ready ({compiled} compiled) "
-          f"in {time.perf_counter() - t0:.1f} s; cache: {cache_dir()}")
+    parser_loops()
+    print(f"mpigc warmup: {len(SPECIALISATIONS)} kernel layouts and the svmlight parser ready "
+          f"({compiled} kernels compiled) in {time.perf_counter() - t0:.1f} s; "
+          f"cache: {cache_dir()}")
     return 0
