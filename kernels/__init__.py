@@ -129,7 +129,6 @@ def warmup_main(args):
     t0 = time.perf_counter()
     compiled = warmup()
     parser_loops()
-    print(f"mpigc warmup: {len(SPECIALISATIONS)} kernel layouts and the svmlight parser ready "
-          f"({compiled} kernels compiled) in {time.perf_counter() - t0:.1f} s; "
-          f"cache: {cache_dir()}")
+    print(f"mpigc warmup: {len(SPECIALISATIONS)} kernel layouts ready ({compiled} compiled) "
+          f"and the svmlight parser, in {time.perf_counter() - t0:.1f} s; cache: {cache_dir()}")
     return 0

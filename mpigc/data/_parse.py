@@ -21,7 +21,7 @@ import numpy as np
 from numba import njit
 
 # parse_block status codes (the row and the byte position come back with them)
-OK, BAD_LINE, OUT_OF_RANGE, REPEATED, SHORT, FULL = range(6)
+OK, BAD_LINE, OUT_OF_RANGE, SHORT, FULL = range(5)
 # indices are parsed as int64 and must stay exact as float64 too (as in the old parser)
 MAX_INDEX = 2 ** 53
 _MIN_EXP10, _MAX_EXP10 = -342, 308
@@ -50,17 +50,17 @@ _U32 = np.uint64(0xFFFFFFFF)
 _S32 = np.uint64(32)
 
 
-@njit(inline="always")
+@njit
 def _is_sep(c):
     return c == 32 or (9 <= c <= 13 and c != 10)
 
 
-@njit(inline="always")
+@njit
 def _ends_token(c):
     return c == 32 or (9 <= c <= 13) or c == 35   # separator, newline or '#'
 
 
-@njit(inline="always")
+@njit
 def _mul128(a, b):
     """(high, low) 64-bit halves of the 128-bit product of two uint64."""
     a_lo, a_hi = a & _U32, a >> _S32
@@ -70,7 +70,7 @@ def _mul128(a, b):
     return p3 + (p1 >> _S32) + (p2 >> _S32) + (mid >> _S32), (mid << _S32) | (p0 & _U32)
 
 
-@njit(inline="always")
+@njit
 def _leading_zeros(x):
     n = 0
     for shift in (32, 16, 8, 4, 2, 1):
@@ -80,7 +80,7 @@ def _leading_zeros(x):
     return n
 
 
-@njit(inline="always")
+@njit
 def _eisel_lemire(man, q, pow_hi, pow_lo):
     """``man * 10**q`` correctly rounded (man > 0), and whether it could be decided."""
     if q < _MIN_EXP10 or q > _MAX_EXP10:
@@ -115,7 +115,7 @@ def _eisel_lemire(man, q, pow_hi, pow_lo):
     return math.ldexp(float(mant), exp2 - 1075), True   # mant < 2**53: exact
 
 
-@njit(inline="always")
+@njit
 def _load8(buf, i):
     """Bytes ``buf[i:i+8]`` as a little-endian uint64 (LLVM merges the loads)."""
     v = np.uint64(0)
@@ -124,14 +124,14 @@ def _load8(buf, i):
     return v
 
 
-@njit(inline="always")
+@njit
 def _eight_digits(v):
     """Whether all 8 bytes of ``v`` are ASCII digits (SWAR, as in fast_float)."""
     return (((v + np.uint64(0x4646464646464646)) | (v - np.uint64(0x3030303030303030)))
             & np.uint64(0x8080808080808080)) == np.uint64(0)
 
 
-@njit(inline="always")
+@njit
 def _eight_digits_value(v):
     """The number written by 8 ASCII digits packed in ``v`` (SWAR, as in fast_float)."""
     mask = np.uint64(0x000000FF000000FF)
@@ -142,7 +142,7 @@ def _eight_digits_value(v):
     return v & np.uint64(0xFFFFFFFF)
 
 
-@njit(inline="always")
+@njit
 def _digits(buf, i, end, man):
     """Append the digits at ``buf[i:]`` to ``man``; (man, position after them)."""
     while i + 8 <= end:
@@ -157,7 +157,7 @@ def _digits(buf, i, end, man):
     return man, i
 
 
-@njit(inline="always")
+@njit
 def _number(buf, i, end, pow_hi, pow_lo, exact):
     """Parse a plain decimal at ``buf[i:]``: (value, converted, position after it).
 
@@ -286,22 +286,24 @@ def parse_block(buf, pos, skip, n_rows, first, last, y, indptr, indices, values,
     """Parse ``n_rows`` data lines of ``buf`` after skipping ``skip`` data lines from
     byte ``pos``.
 
-    Indices must lie in ``[first, last]`` and are stored minus ``first``; each row's
-    indices come out sorted (unsorted rows are sorted with their values). ``slow`` (k x 3)
+    Indices must lie in ``[first, last]`` and are stored minus ``first``, in the order of
+    the file (rows whose indices do not increase are counted: the caller sorts them and
+    looks for repeated indices, with NumPy and SciPy; doing it here tripled the time of a
+    cold compile). ``slow`` (k x 3)
     receives ``(byte start, byte end, target)`` of tokens left to Python: ``target`` is the
     position in ``values``, or ``-1 - row`` for a label. ``indices``/``values`` hold room
     for every colon of the rows (an upper bound on their entries).
 
-    Returns ``(status, row, byte position, index, entries, slow tokens)``: status OK, or
-    the first problem: BAD_LINE (the row's line is malformed: explain it in Python),
-    OUT_OF_RANGE / REPEATED (with the raw index), SHORT (fewer data lines than asked),
-    FULL (more entries than room). ``byte position`` is the start of the row's line. The
+    Returns ``(status, row, byte position, index, entries, slow tokens, unsorted rows)``:
+    status OK, or the first problem: BAD_LINE (the row's line is malformed: explain it in
+    Python), OUT_OF_RANGE (with the raw index), SHORT (fewer data lines than asked), FULL
+    (more entries than room). ``byte position`` is the start of the row's line. The
     number of slow tokens may exceed ``len(slow)``: call again with room for all.
     """
     n = buf.size
     i = pos
     cap, slow_cap = indices.size, slow.shape[0]
-    nnz = n_slow = 0
+    nnz = n_slow = unsorted = 0
     row = -skip
     indptr[0] = 0
     while row < n_rows:
@@ -309,7 +311,7 @@ def parse_block(buf, pos, skip, n_rows, first, last, y, indptr, indices, values,
         while i < n and _is_sep(buf[i]):
             i += 1
         if i >= n:
-            return SHORT, row, line_start, 0, nnz, n_slow
+            return SHORT, row, line_start, 0, nnz, n_slow, unsorted
         c = buf[i]
         if c == 10 or c == 35:     # blank or comment line
             while i < n and buf[i] != 10:
@@ -328,7 +330,7 @@ def parse_block(buf, pos, skip, n_rows, first, last, y, indptr, indices, values,
             j = i
             while j < n and not _ends_token(buf[j]):
                 if buf[j] == 58:
-                    return BAD_LINE, row, line_start, 0, nnz, n_slow
+                    return BAD_LINE, row, line_start, 0, nnz, n_slow, unsorted
                 j += 1
             if n_slow < slow_cap:
                 slow[n_slow, 0], slow[n_slow, 1], slow[n_slow, 2] = i, j, -1 - row
@@ -336,7 +338,6 @@ def parse_block(buf, pos, skip, n_rows, first, last, y, indptr, indices, values,
             value = 0.0
         y[row] = value
         i = j
-        row_start = nnz
         out_of_range = -1
         ordered = True
         prev = -1
@@ -352,16 +353,16 @@ def parse_block(buf, pos, skip, n_rows, first, last, y, indptr, indices, values,
                     index = index * 10 + (buf[k] - 48)
                 k += 1
             if k == i or k >= n or buf[k] != 58 or index >= MAX_INDEX:
-                return BAD_LINE, row, line_start, 0, nnz, n_slow
+                return BAD_LINE, row, line_start, 0, nnz, n_slow, unsorted
             i = k + 1
             if i >= n or _ends_token(buf[i]):
-                return BAD_LINE, row, line_start, 0, nnz, n_slow
+                return BAD_LINE, row, line_start, 0, nnz, n_slow, unsorted
             value, ok, j = _number(buf, i, n, pow_hi, pow_lo, exact)
             if not ok or (j < n and not _ends_token(buf[j])):
                 j = i
                 while j < n and not _ends_token(buf[j]):
                     if buf[j] == 58:
-                        return BAD_LINE, row, line_start, 0, nnz, n_slow
+                        return BAD_LINE, row, line_start, 0, nnz, n_slow, unsorted
                     j += 1
                 if n_slow < slow_cap:
                     slow[n_slow, 0], slow[n_slow, 1], slow[n_slow, 2] = i, j, nnz
@@ -369,7 +370,7 @@ def parse_block(buf, pos, skip, n_rows, first, last, y, indptr, indices, values,
                 value = 0.0
             i = j
             if nnz == cap:
-                return FULL, row, line_start, 0, nnz, n_slow
+                return FULL, row, line_start, 0, nnz, n_slow, unsorted
             if (index < first or index > last) and out_of_range < 0:
                 out_of_range = index
             if index <= prev:
@@ -379,26 +380,11 @@ def parse_block(buf, pos, skip, n_rows, first, last, y, indptr, indices, values,
             values[nnz] = value
             nnz += 1
         if out_of_range >= 0:
-            return OUT_OF_RANGE, row, line_start, out_of_range, nnz, n_slow
-        if not ordered:
-            seg = indices[row_start:nnz]
-            order = np.argsort(seg, kind="mergesort")
-            sorted_idx = seg[order]
-            for t in range(1, sorted_idx.size):
-                if sorted_idx[t] == sorted_idx[t - 1]:
-                    return REPEATED, row, line_start, sorted_idx[t] + first, nnz, n_slow
-            # slow tokens of this row point at value positions: move them with the values
-            moved = np.empty(order.size, dtype=np.int64)
-            moved[order] = np.arange(order.size)
-            for s in range(max(n_slow - order.size, 0), min(n_slow, slow_cap)):
-                t = slow[s, 2] - row_start
-                if 0 <= t < order.size:
-                    slow[s, 2] = row_start + moved[t]
-            seg[:] = sorted_idx
-            values[row_start:nnz] = values[row_start:nnz][order]
+            return OUT_OF_RANGE, row, line_start, out_of_range, nnz, n_slow, unsorted
+        unsorted += not ordered
         while i < n and buf[i] != 10:   # a comment, if any
             i += 1
         i += 1
         row += 1
         indptr[row] = nnz
-    return OK, row, i, 0, nnz, n_slow
+    return OK, row, i, 0, nnz, n_slow, unsorted

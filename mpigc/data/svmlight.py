@@ -228,7 +228,8 @@ def parse_text(text, n_rows, n_features, zero_based, where, skip=0, line=1, room
     Returns
     -------
     y, indptr, indices, values : numpy.ndarray
-        Raw labels and the CSR arrays (0-based indices, sorted within each row).
+        Raw labels and the CSR arrays (0-based indices, sorted within each row: unsorted
+        rows are sorted by SciPy, then checked for a repeated index).
 
     Raises
     ------
@@ -244,7 +245,7 @@ def parse_text(text, n_rows, n_features, zero_based, where, skip=0, line=1, room
     indices, values = np.empty(room, dtype=np.int64), np.empty(room)
     slow = np.empty((_SLOW_ROOM, 3), dtype=np.int64)
     while True:
-        status, row, pos, index, nnz, n_slow = parse_block(
+        status, row, pos, index, nnz, n_slow, unsorted = parse_block(
             buf, 0, skip, n_rows, first, last, y, indptr, indices, values, slow,
             _parse.POW_HI, _parse.POW_LO, _parse.EXACT_POW)
         if n_slow <= slow.shape[0]:
@@ -268,20 +269,28 @@ def parse_text(text, n_rows, n_features, zero_based, where, skip=0, line=1, room
                           "add zero_based=1 to the data spec for 0-based files)")
         src.fail(pos, f"feature index {index} exceeds the {n_features} features of the "
                       f"data set")
-    if status == _parse.REPEATED:
-        src.fail(pos, f"feature index {index} appears twice")
     if status in (_parse.SHORT, _parse.FULL):
         raise UsageError(f"{where}: has {rows_done} data lines where {n_rows} were expected "
                          f"(did the file change while the job read it?)")
-    starts = _row_starts(buf, n_rows, skip) if n_slow else None
-    for arr, what in ((y, "label"), (values[:nnz], "value")):
+    indices, values = indices[:nnz], values[:nnz]
+    if unsorted:
+        X = sp.csr_matrix((values, indices, indptr), shape=(n_rows, _parse.MAX_INDEX))
+        X.has_sorted_indices = False
+        X.sort_indices()       # in place, values with their indices
+        rows = np.repeat(np.arange(n_rows), np.diff(indptr))
+        same = np.flatnonzero((np.diff(indices) == 0) & (np.diff(rows) == 0))
+        if same.size:
+            k = same[0]
+            src.fail(_row_starts(buf, n_rows, skip)[rows[k]],
+                     f"feature index {indices[k] + first} appears twice")
+    for arr, what in ((y, "label"), (values, "value")):
         bad = np.flatnonzero(~np.isfinite(arr))
         if bad.size:
             k = bad[0]
             r = k if what == "label" else row_of_entry(indptr, k)
             name = what if what == "label" else f"value of feature {indices[k] + first}"
-            src.fail(starts[r], f"{name} is {arr[k]}")
-    return y, indptr, indices[:nnz], values[:nnz]
+            src.fail(_row_starts(buf, n_rows, skip)[r], f"{name} is {arr[k]}")
+    return y, indptr, indices, values
 
 
 def _row_starts(buf, n_rows, skip):
