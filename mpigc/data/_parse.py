@@ -20,10 +20,10 @@ import math
 import numpy as np
 from numba import njit
 
+from mpigc.data.svmlight import MAX_INDEX
+
 # parse_block status codes (the row and the byte position come back with them)
 OK, BAD_LINE, OUT_OF_RANGE, SHORT, FULL = range(5)
-# indices are parsed as int64 and must stay exact as float64 too (as in the old parser)
-MAX_INDEX = 2 ** 53
 _MIN_EXP10, _MAX_EXP10 = -342, 308
 
 

@@ -24,9 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
-from numba import types
 
-from mpigc.data import _parse
 from mpigc.data.checks import row_of_entry
 from mpigc.data.source import DataSource, stack_rows
 from mpigc.errors import UsageError
@@ -37,32 +35,40 @@ _ROWS_PER_PARSE = 1 << 15  # bounds the temporary memory of one parse (a multipl
 _SLOW_ROOM = 256           # slow tokens expected per parse (more: parsed again with room)
 COMPRESSED = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
 
-_RO_BYTES = types.Array(types.uint8, 1, "C", readonly=True)
-_I64 = types.Array(types.int64, 1, "C")
-_F64 = types.Array(types.float64, 1, "C")
-_SIGNATURES = {
-    "index_block": (_parse.index_block,
-                    (_RO_BYTES, types.int64, types.int64, types.int64, _I64, _I64, _I64)),
-    "parse_block": (_parse.parse_block,
-                    (_RO_BYTES, types.int64, types.int64, types.int64, types.int64, types.int64,
-                     _F64, _I64, _I64, _F64, types.Array(types.int64, 2, "C"),
-                     types.Array(types.uint64, 1, "C", readonly=True),
-                     types.Array(types.uint64, 1, "C", readonly=True),
-                     types.Array(types.float64, 1, "C", readonly=True))),
-}
+MAX_INDEX = 2 ** 53        # indices must stay exact as float64 too (as they always were)
 _loops = {}
+
+
+def _signatures(types, parse):
+    ro_bytes = types.Array(types.uint8, 1, "C", readonly=True)
+    i64, f64 = types.Array(types.int64, 1, "C"), types.Array(types.float64, 1, "C")
+    i64_2d = types.Array(types.int64, 2, "C")
+    tables = (types.Array(types.uint64, 1, "C", readonly=True),) * 2 + (
+        types.Array(types.float64, 1, "C", readonly=True),)
+    return {"index_block": (parse.index_block, (ro_bytes,) + (types.int64,) * 3 + (i64,) * 3),
+            "parse_block": (parse.parse_block, (ro_bytes,) + (types.int64,) * 5
+                            + (f64, i64, i64, f64, i64_2d) + tables)}
 
 
 def compiled():
     """The compiled loops by name, loaded from the Numba cache (or compiled into it) once
-    per process, under the kernels' cache lock (see :mod:`mpigc.kernels._compile`)."""
+    per process, under the kernels' cache lock (see :mod:`mpigc.kernels._compile`), and
+    ``"codes"``: the module with their status codes and tables.
+
+    Numba is imported here, not with this module: a rank that reads no svmlight file (the
+    PS of a synthetic or npz run) never loads it.
+    """
     if not _loops:
+        from numba import types
+
+        from mpigc.data import _parse
         from mpigc.kernels._compile import cache_lock
 
         _parse.index_block.targetctx.refresh()   # outside the lock, as for the kernels
         with cache_lock():
-            for name, (dispatcher, signature) in _SIGNATURES.items():
+            for name, (dispatcher, signature) in _signatures(types, _parse).items():
                 _loops[name] = dispatcher.compile(signature)
+        _loops["codes"] = _parse
     return _loops
 
 
@@ -198,7 +204,7 @@ class _Text:
                 fail(f"expected INDEX:VALUE, got '{text}'")
             if not idx.isdigit():
                 fail(f"feature index in '{text}' is not a non-negative integer")
-            if int(idx) >= _parse.MAX_INDEX:
+            if int(idx) >= MAX_INDEX:
                 fail(f"feature index {idx.decode()} is too large")
             if _float(val) is None:
                 fail(f"value '{val.decode(errors='replace')}' of feature {idx.decode()} is not "
@@ -236,9 +242,10 @@ def parse_text(text, n_rows, n_features, zero_based, where, skip=0, line=1, room
     UsageError
         The first bad row: naming its line and the problem.
     """
-    parse_block = compiled()["parse_block"]
+    loops = compiled()
+    parse_block, codes = loops["parse_block"], loops["codes"]
     first = 0 if zero_based else 1
-    last = _parse.MAX_INDEX if n_features is None else n_features - 1 + first
+    last = MAX_INDEX if n_features is None else n_features - 1 + first
     buf = np.frombuffer(text, dtype=np.uint8)
     room = text.count(b":") if room is None else room
     y, indptr = np.empty(n_rows), np.empty(n_rows + 1, dtype=np.int64)
@@ -247,12 +254,12 @@ def parse_text(text, n_rows, n_features, zero_based, where, skip=0, line=1, room
     while True:
         status, row, pos, index, nnz, n_slow, unsorted = parse_block(
             buf, 0, skip, n_rows, first, last, y, indptr, indices, values, slow,
-            _parse.POW_HI, _parse.POW_LO, _parse.EXACT_POW)
+            codes.POW_HI, codes.POW_LO, codes.EXACT_POW)
         if n_slow <= slow.shape[0]:
             break
         slow = np.empty((n_slow, 3), dtype=np.int64)
     src = _Text(where, text, line)
-    rows_done = n_rows if status == _parse.OK else row
+    rows_done = n_rows if status == codes.OK else row
     for a, b, target in slow[:n_slow]:
         value = _float(text[a:b])
         if value is None:
@@ -261,20 +268,20 @@ def parse_text(text, n_rows, n_features, zero_based, where, skip=0, line=1, room
             y[-1 - target] = value
         else:
             values[target] = value
-    if status == _parse.BAD_LINE:
+    if status == codes.BAD_LINE:
         src.explain(pos)
-    if status == _parse.OUT_OF_RANGE:
+    if status == codes.OUT_OF_RANGE:
         if index == 0 and not zero_based:
             src.fail(pos, "feature index 0 is out of range (indices are 1-based; "
                           "add zero_based=1 to the data spec for 0-based files)")
         src.fail(pos, f"feature index {index} exceeds the {n_features} features of the "
                       f"data set")
-    if status in (_parse.SHORT, _parse.FULL):
+    if status in (codes.SHORT, codes.FULL):
         raise UsageError(f"{where}: has {rows_done} data lines where {n_rows} were expected "
                          f"(did the file change while the job read it?)")
     indices, values = indices[:nnz], values[:nnz]
     if unsorted:
-        X = sp.csr_matrix((values, indices, indptr), shape=(n_rows, _parse.MAX_INDEX))
+        X = sp.csr_matrix((values, indices, indptr), shape=(n_rows, MAX_INDEX))
         X.has_sorted_indices = False
         X.sort_indices()       # in place, values with their indices
         rows = np.repeat(np.arange(n_rows), np.diff(indptr))
