@@ -132,6 +132,12 @@ class FixedEncoder:
         return {int(i): self.fixed.encode(int(i), {j: chunk_grads[j] for j in orderings[i]})
                 for i in np.flatnonzero(np.asarray(state) > 0)}
 
+    def decode_weights(self, state):
+        """Weights of :meth:`decode`: those of the workers that finished in ``state``."""
+        state = np.asarray(state)
+        finished = (state == self.assignment.loads) & (state > 0)
+        return self.fixed.decode_weights(np.flatnonzero(finished))
+
     def decode(self, state, transmissions, d):
         """:meth:`FixedCode.decode` from the workers of ``transmissions`` finished in ``state``."""
         loads = self.assignment.loads
@@ -210,6 +216,20 @@ class Protocol:
         ascending worker order (what :meth:`decode` takes), or a dict for the fixed code.
         """
         return self.encoder.encode_all(state, chunk_grads)
+
+    def decode_weights(self, state):
+        """``(W, recovered)``: the decode of ``state`` as weights, ``grad = (W @ Y)[:d]``.
+
+        ``W`` (ell x N) is zero for the workers that send nothing and includes the scheme's
+        rescaling, so the PS can sum the vectors as they arrive
+        (:class:`mpigc.coding.decode.StreamingDecoder`) or let MPI reduce them.
+        """
+        state = np.asarray(state)
+        W = self.encoder.decode_weights(state)
+        recovered = self.code.recovered_fraction(state)
+        if self.scheme.rescale and recovered > 0:
+            W = W / recovered
+        return W, recovered
 
     def decode(self, state, transmissions, d):
         """Decoded gradient (length d) and the fraction of chunks recovered."""

@@ -197,7 +197,7 @@ class _FakeComm:
         s = int(state[worker])
         order = self.protocol.assignment.orderings[worker]
         y = self.protocol.encode(worker, state, {j: self.grads[j] for j in order[:s]})
-        return worker + 1, np.concatenate(([0, round_, 0, s], np.zeros(s), y))
+        return worker + 1, np.concatenate((y, [0, round_, 0, s], np.zeros(s)))
 
     def poll_progress(self):
         return self.progress.pop(0) if self.progress else None
@@ -211,15 +211,21 @@ class _FakeComm:
     def wait(self, request):
         pass
 
-    def poll_transmission(self):
+    def poll_transmission(self, into):
         if self.held and time.perf_counter() - self.sent_at >= self.delay:
             self.queue.append(self.held.pop(0))
-        return self.queue.pop(0) if self.queue else None
+        if not self.queue:
+            return None
+        rank, buf = self.queue.pop(0)
+        row = into(rank)[:len(buf)]
+        row[:] = buf  # as MPI does: the message lands in the PS's receive row
+        return rank, row
 
     @staticmethod
-    def unpack_transmission(buf):
-        s = int(buf[3])
-        return int(buf[0]), int(buf[1]), buf[4:4], buf[4:4 + s], buf[4 + s:]
+    def unpack_transmission(buf, block_len):
+        h = buf[block_len:]
+        s = int(h[3])
+        return int(h[0]), int(h[1]), h[4:4], h[4:4 + s], buf[:block_len]
 
     def send_reencode(self, rank, iteration, round_, state, trigger):
         self.reencodes.append((rank, round_))

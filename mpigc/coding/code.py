@@ -223,6 +223,14 @@ class GradientCode:
                          shape=(len(senders), a.n_chunks * ell))
         return np.asarray(mix @ blocks)
 
+    def decode_weights(self, state) -> np.ndarray:
+        """The decode as weights: :meth:`decode` is ``(W @ Y).reshape(-1)[:d]``, Y the vectors.
+
+        ``W = beta`` on the workers with ``state[i] > 0``, zero elsewhere (ell x N).
+        """
+        s = self.assignment.check_state(state)
+        return np.where(s > 0, self.beta, 0.0)
+
     def decode(self, state, transmissions, d) -> np.ndarray:
         """Recover the gradient sum (exact when decodable) from the transmissions.
 

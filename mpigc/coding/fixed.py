@@ -129,6 +129,23 @@ class FixedCode:
                 return False
         return True
 
+    def decode_weights(self, finished) -> np.ndarray:
+        """(1, N) weights ``a`` of :meth:`decode` (zero outside ``finished``): the decode is
+        ``sum_i a_i y_i``. Least squares ``B_F^T a = 1``; on a fractional repetition 1 for
+        the lowest-numbered finished worker of every group."""
+        W = np.zeros((1, self.assignment.n_workers))
+        F = sorted({int(i) for i in finished})
+        if not F:
+            return W
+        if self.groups is not None:
+            first = {}
+            for i in F:
+                first.setdefault(int(self.groups[i]), i)
+            W[0, list(first.values())] = 1.0
+        else:
+            W[0, F] = np.linalg.lstsq(self.B[F].T, np.ones(self.B.shape[1]), rcond=None)[0]
+        return W
+
     def encode(self, worker, chunk_grads) -> np.ndarray:
         """``y_i = sum_j B[i, j] g_j`` over all chunks of a (finished) worker.
 
@@ -177,10 +194,5 @@ class FixedCode:
                     f"transmission of worker {i} has shape {np.shape(transmissions[i])}, expected ({d},)")
         if not F:
             return np.zeros(d)
-        if self.groups is not None:
-            first = {}
-            for i in F:
-                first.setdefault(int(self.groups[i]), i)
-            return np.sum([np.asarray(transmissions[i], dtype=float) for i in first.values()], axis=0)
-        a = np.linalg.lstsq(self.B[F].T, np.ones(self.B.shape[1]), rcond=None)[0]
-        return a @ np.stack([np.asarray(transmissions[i]) for i in F])
+        a = self.decode_weights(F)[0, F]
+        return a @ np.stack([np.asarray(transmissions[i], dtype=float) for i in F])

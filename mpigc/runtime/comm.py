@@ -10,7 +10,9 @@ Messages of one training iteration (SPEC section 6):
   ``[iteration, count, seconds of each chunk finished since the previous report...]``.
 * the state signal: ``Ibcast`` from rank 0 of int64 ``[state_0..state_{N-1}, trigger]``.
 * transmission (tag :data:`TAG_TRANSMIT`): worker -> PS, float64
-  ``[iteration, round, n_times, n_losses, times..., chunk losses..., y...]``.
+  ``[y..., iteration, round, n_times, n_losses, times..., chunk losses...]``: the vector
+  first, so that every message lands with its vector at the start of the PS's receive row
+  (:class:`mpigc.coding.decode.StreamingDecoder`), where the decode reads it in place.
 * re-encode (tag :data:`TAG_REENCODE`): PS -> worker, float64
   ``[iteration, round, trigger, state...]``: a second (third, ...) encode round after the
   PS dropped a worker that did not send its vector in time (see
@@ -207,7 +209,7 @@ class Comm:
     def send_transmission(self, iteration, times, losses, y, round_=1):
         """Nonblocking transmission of the encoded vector ``y`` (with chunk times and losses)
         for encode round ``round_`` of ``iteration``."""
-        buf = np.concatenate(([iteration, round_, len(times), len(losses)], times, losses, y))
+        buf = np.concatenate((y, [iteration, round_, len(times), len(losses)], times, losses))
         self._isend(buf, TAG_TRANSMIT)
         self.sent_transmissions += 1
         self.progress_sends()
@@ -233,14 +235,22 @@ class Comm:
         if self._sends:
             self._sends = [(r, b) for r, b in self._sends if not r.Test()]
 
-    def _poll(self, tag, source=MPI.ANY_SOURCE):
+    def _poll(self, tag, source=MPI.ANY_SOURCE, into=None):
         message = self.comm.Improbe(source=source, tag=tag, status=self._status)
         if message is None:  # see _test: the first call may only have made progress
             message = self.comm.Improbe(source=source, tag=tag, status=self._status)
         if message is None:
             return None
-        buf = np.empty(self._status.Get_count(MPI.DOUBLE))
+        count = self._status.Get_count(MPI.DOUBLE)
         src = self._status.Get_source()
+        if into is None:
+            buf = np.empty(count)
+        else:
+            row = into(src)
+            if count > len(row):
+                raise RuntimeError(f"message of {count} values from rank {src} (tag {tag}) "
+                                   f"does not fit its receive row of {len(row)}")
+            buf = row[:count]
         message.Recv(buf)
         return src, buf
 
@@ -251,19 +261,25 @@ class Comm:
             self.received_progress[got[0]] += 1
         return got
 
-    def poll_transmission(self, source=MPI.ANY_SOURCE):
-        """One pending transmission as ``(rank, array)``, or None (nonblocking)."""
-        got = self._poll(TAG_TRANSMIT, source)
+    def poll_transmission(self, source=MPI.ANY_SOURCE, into=None):
+        """One pending transmission as ``(rank, array)``, or None (nonblocking).
+
+        ``into(rank)``, when given, returns the 1-D float64 buffer that receives the
+        message of ``rank``; the array returned is then its first values (no allocation).
+        """
+        got = self._poll(TAG_TRANSMIT, source, into)
         if got is not None:
             self.received_transmissions[got[0]] += 1
         return got
 
     @staticmethod
-    def unpack_transmission(buf):
-        """``(iteration, round, chunk times, chunk losses, y)`` of a transmission."""
-        n_times, n_losses = int(buf[2]), int(buf[3])
+    def unpack_transmission(buf, block_len):
+        """``(iteration, round, chunk times, chunk losses, y)`` of a transmission whose
+        vector has ``block_len`` values (views of ``buf``)."""
+        h = buf[block_len:]
+        n_times, n_losses = int(h[2]), int(h[3])
         a = 4 + n_times
-        return int(buf[0]), int(buf[1]), buf[4:a], buf[a:a + n_losses], buf[a + n_losses:]
+        return int(h[0]), int(h[1]), h[4:a], h[a:a + n_losses], buf[:block_len]
 
     def finish(self):
         """Collective end of the run: rank 0 receives every progress message and late

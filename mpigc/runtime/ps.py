@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from mpigc.coding.decode import StreamingDecoder
 from mpigc.runtime.poll import Backoff
 
 # The PS's poll loops sleep at most this long: every report and vector waits for the PS to
@@ -91,6 +92,12 @@ class ParameterServer:
         self.durations = collections.deque(maxlen=TIMEOUT_WINDOW)
         self.median = None  # of durations, kept by record(): both timeouts read it
         self.orderings = protocol.assignment.orderings
+        # every vector is received into its worker's row and decoded as it lands; a
+        # message is [vector, 4 header values, chunk times, chunk losses] (runtime/comm.py)
+        self.block_len = -(-d // protocol.ell)
+        slots = int(protocol.assignment.loads.max())
+        self.decoder = StreamingDecoder(protocol.n_workers, self.block_len, protocol.ell, d,
+                                        extra=4 + 2 * slots)
 
     def limit(self, first_report=None):
         """Seconds after which an iteration that has not fired is decoded anyway.
@@ -164,21 +171,24 @@ class ParameterServer:
         request, _ = comm.post_state(n, state, TRIGGERS.index(trigger))
         res = self._receive(iteration, state, trigger, start, times)
         comm.wait(request)
-        grad, recovered = protocol.decode(res.state, res.transmissions, self.d)
+        grad = self.decoder.result()
+        if res.nonfinite is None and not np.isfinite(grad).all():
+            res.nonfinite = next((int(i) for i in protocol.senders(res.state)
+                                  if not np.isfinite(self.decoder.vectors[i]).all()), None)
         rows = sum(int(self.chunk_rows[j]) for j in res.chunk_loss)
         data_loss = math.fsum(res.chunk_loss.values()) / rows if rows else float("nan")
-        return res.gathered(grad, data_loss, recovered, times, stale)
+        return res.gathered(grad, data_loss, res.recovered, times, stale)
 
     def _receive(self, iteration, state, trigger, start, times):
         """Receive the vectors of the broadcast ``state``, in as many rounds as it takes."""
         protocol, comm = self.protocol, self.comm
-        got = _Rounds(state, trigger)
+        got = _Rounds(protocol, self.decoder, state, trigger)
         pending = set(protocol.senders(state).tolist())
         limit = self.transmit_limit(time.perf_counter() - start)
         round_start = time.perf_counter()
         backoff = Backoff(longest=PS_POLL_CAP)
         while pending:
-            message = comm.poll_transmission()
+            message = comm.poll_transmission(into=self._row)
             if message is None:
                 late = time.perf_counter() - round_start
                 if got.waited or late < limit:
@@ -204,18 +214,23 @@ class ParameterServer:
                 continue
             backoff.reset()
             worker = message[0] - 1
-            it, rnd, chunk_times, losses, y = comm.unpack_transmission(message[1])
+            it, rnd, chunk_times, losses, _ = comm.unpack_transmission(message[1],
+                                                                       self.block_len)
             if it != iteration or rnd != got.rounds or worker not in pending:
-                got.stale += 1
+                got.stale += 1  # its row is free again: the decode never reads it
                 continue
-            got.transmissions[worker] = y
+            self.decoder.add(worker)
             times[worker] = chunk_times.tolist()
             for j, loss in zip(self.orderings[worker], losses):
                 got.chunk_loss[j] = loss
-            if got.nonfinite is None and not (np.isfinite(y).all() and np.isfinite(losses).all()):
+            if got.nonfinite is None and not np.isfinite(losses).all():
                 got.nonfinite = worker
             pending.discard(worker)
         return got
+
+    def _row(self, rank):
+        """Receive row of ``rank``'s vector (anything else is received into its own array)."""
+        return self.decoder.row(rank - 1)
 
     def record(self, seconds):
         """Duration of a finished iteration (for the safety timeout)."""
@@ -230,10 +245,18 @@ class ParameterServer:
 class _Rounds:
     """The receiving side of one iteration: state, transmissions and what happened."""
 
-    def __init__(self, state, trigger):
-        self.state, self.trigger = np.array(state), trigger
-        self.transmissions, self.chunk_loss = {}, {}
+    def __init__(self, protocol, decoder, state, trigger):
+        self.protocol, self.decoder = protocol, decoder
+        self.trigger = trigger
         self.dropped, self.rounds, self.waited, self.stale = [], 1, False, 0
+        self._begin(np.array(state))
+
+    def _begin(self, state):
+        """Decode ``state`` from now on: weights fixed, vectors summed as they arrive."""
+        self.state = state
+        weights, self.recovered = self.protocol.decode_weights(state)
+        self.decoder.start(weights, self.protocol.senders(state))
+        self.chunk_loss = {}
         self.nonfinite = None
 
     def gathered(self, grad, data_loss, recovered, chunk_times, stale):
@@ -246,7 +269,5 @@ class _Rounds:
     def next_round(self, corrected, late):
         """Drop the ``late`` workers: vectors of the old state no longer decode."""
         self.dropped.extend(sorted(late))
-        self.state = corrected
         self.rounds += 1
-        self.transmissions, self.chunk_loss = {}, {}
-        self.nonfinite = None
+        self._begin(corrected)
