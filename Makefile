@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 WITH_BIN := PATH=$(CURDIR)/$(BIN):$$PATH
 export NUMBA_CACHE_DIR ?= $(CURDIR)/.numba_cache
 
-.PHONY: install run test warmup figures bench-kernels bench-scaling bench-stragglers clean
+.PHONY: install run test test-slurm warmup figures bench-kernels bench-scaling bench-stragglers clean
 
 install: $(STAMP)
 
@@ -25,6 +25,13 @@ run: install
 
 test: install
 	$(WITH_BIN) $(BIN)/python -m pytest -q tests
+
+# The batch scripts under a private real Slurm (root, slurm-wlm and munge installed);
+# fails, never skips, where it cannot run. Not part of `make test`. Its own --basetemp:
+# another pytest session on the machine prunes the shared one while jobs write there.
+test-slurm: warmup
+	mkdir -p build
+	$(WITH_BIN) $(BIN)/python -m pytest -q --slurm --basetemp=build/test-slurm tests/slurm
 
 figures: install
 	$(BIN)/python -m mpigc.sim.figures --out docs/figures

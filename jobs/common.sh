@@ -5,6 +5,8 @@
 #   MPIGC_VENV      virtualenv to activate (default: $MPIGC_HOME/.venv; "none" to skip)
 #   MPIGC_LAUNCHER  srun | mpiexec  (default: srun when inside a Slurm allocation)
 #   MPIGC_SRUN_MPI  PMI plugin for srun --mpi (default: pmi2; pmix on newer clusters)
+#   MPIGC_STEP_WAIT seconds a step goes on after its first rank ended, then srun ends
+#                   it (default: 60; long enough for rank 0 to write its outputs)
 #   MPIGC_CACHE     Numba cache directory (default: job-local, in the submit directory:
 #                   .mpigc-cache/job-$SLURM_JOB_ID)
 
@@ -22,6 +24,7 @@ else
     MPIGC_LAUNCHER=${MPIGC_LAUNCHER:-mpiexec}
 fi
 MPIGC_SRUN_MPI=${MPIGC_SRUN_MPI:-pmi2}
+MPIGC_STEP_WAIT=${MPIGC_STEP_WAIT:-60}
 
 # One compute thread per core that Slurm gave each task; the ranks are the parallelism.
 threads=${SLURM_CPUS_PER_TASK:-1}
@@ -35,12 +38,15 @@ mkdir -p "$NUMBA_CACHE_DIR"
 mpigc warmup
 
 # mpigc_launch N ARGS...: run `mpigc ARGS...` on N ranks with the configured launcher.
+# A rank that dies ends the step MPIGC_STEP_WAIT seconds later (srun --wait; mpiexec ends
+# it at once): the others would wait for it until the time limit. Not --kill-on-bad-exit:
+# a worker that exits 2 on bad input would kill rank 0 before it prints the reason.
 mpigc_launch() {
     local n=$1
     shift
     if [[ "$MPIGC_LAUNCHER" == srun ]]; then
         srun --mpi="$MPIGC_SRUN_MPI" --ntasks="$n" --cpus-per-task="$threads" \
-             --exclusive mpigc "$@"
+             --exclusive --wait="$MPIGC_STEP_WAIT" mpigc "$@"
     else
         mpiexec -n "$n" mpigc "$@"
     fi

@@ -9,7 +9,7 @@ import pytest
 
 from mpiutil import REPO, assert_usage_error, mpiexec, run, run_cli
 
-STANDIN = Path(__file__).resolve().parent / "slurm"
+STANDIN = Path(__file__).resolve().parent / "standin"
 
 
 @pytest.fixture
@@ -99,3 +99,11 @@ def test_bench_scaling_runs_each_rank_count(tmp_path):
     assert rows[("psgc", 2)]["speedup"] == 1.0
     assert rows[("psgc", 3)]["oversubscribed"] is (3 > out["cores"])
     assert (tmp_path / "scaling.csv").exists() and (tmp_path / "scaling.png").exists()
+
+
+def test_bad_retries_value_is_refused(tmp_path, slurm_env):
+    env = dict(slurm_env, MPIGC_RETRIES="two")
+    res = run(["sbatch", "--ntasks=3", REPO / "jobs/train.sbatch"], env=env, cwd=tmp_path,
+              timeout=120)
+    assert res.returncode == 2
+    assert "mpigc: error: MPIGC_RETRIES must be a whole number >= 0, got 'two'" in _log(tmp_path)
