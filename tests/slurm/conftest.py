@@ -9,6 +9,15 @@ import pytest
 from cluster import Cluster, missing
 
 
+JOBS = []  # sacct's table of every job of the session, shown at the end
+
+
+def pytest_terminal_summary(terminalreporter):
+    for table in JOBS:
+        terminalreporter.write_sep("-", "jobs submitted to the private Slurm")
+        terminalreporter.write(table)
+
+
 @pytest.fixture(scope="session")
 def slurm():
     """A running private Slurm; a machine that cannot run one fails the tests (no skip)."""
@@ -22,6 +31,8 @@ def slurm():
     try:
         cluster.start()
         yield cluster
+        JOBS.append(cluster.run(["sacct", "--completion", "-o",
+                                 "JobID,JobName%14,State,ExitCode,Elapsed"]).stdout)
     finally:
         left = cluster.stop()
         shutil.rmtree(root, ignore_errors=True)
