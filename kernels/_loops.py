@@ -1,11 +1,15 @@
 """Row losses and the fused row loops, a block of rows at a time.
 
-A block of ``BLOCK`` rows is processed in three steps: the dot product of each row with
-``w`` (the only time the rows are read from memory), the losses and slopes of the whole
-block at once, then one pass over the columns that adds ``slope_b * x_b`` of every row of
-the block into ``grad`` (the rows are still in L1). Every byte of X is read from memory
-once, where NumPy/SciPy read it twice (``X @ w`` then ``X.T @ r``), and ``grad`` is loaded
-and stored once per block instead of once per row.
+Dense: a block of ``BLOCK`` rows is processed in three steps: the dot product of each row
+with ``w`` (the only time the rows are read from memory), the losses and slopes of the
+whole block at once, then one pass over the columns that adds ``slope_b * x_b`` of every
+row of the block into ``grad`` (the rows are still in L1). Every byte of X is read from
+memory once, where NumPy/SciPy read it twice (``X @ w`` then ``X.T @ r``), and ``grad`` is
+loaded and stored once per block instead of once per row.
+
+CSR: three blocks are in flight. The losses of block k are computed, then the dot
+products of block k+1 are interleaved row by row with the gradient scatters of block k-1,
+so nothing waits for block k's losses and their latency overlaps the reads of block k+1.
 
 The block losses use their own ``exp`` and ``log1p`` (a polynomial each, accurate to a
 few units in the last place), written with selects and no libm call, so that LLVM
@@ -19,32 +23,25 @@ compiled with ``contract`` only: ``reassoc`` would let LLVM merge the two-part `
 the exponential's range reduction. float32 rows are widened to float64 before the
 multiply, so every layout accumulates in float64.
 
-Everything lives in this file on purpose: Numba's cache is invalidated by the timestamp
-of the file that defines a jitted function, not by those of the functions it calls.
+Tuning constants and the measurements behind them: docs/results.md, "Kernel tuning
+constants". Everything lives in this file on purpose: Numba's cache is invalidated by
+the timestamp of the file that defines a jitted function, not by those of the functions
+it calls.
 """
 
 import math
 
 import numpy as np
-from llvmlite import ir
 from numba import njit, types
-from numba.core import cgutils
 from numba.extending import intrinsic
 
 LOGISTIC = 0
 LINEAR = 1
 MODEL_CODES = {"logistic": LOGISTIC, "linear": LINEAR}
 
-# Rows per block. 16 rows of a 128-column float64 matrix are 16 KB, well inside L1;
-# measured on 250k x 128 float64, best of 21 (ms, logistic / linear): one row at a time
-# 38.3 / 29.5, blocks of 8 32.8 / 30.1, of 16 27.2 / 28.1, of 32 39.9 / 35.0.
+# Rows per block: 16 rows of 128 float64 columns (16 KB) stay in L1 between the dots and
+# the update; fewer rows repeat the grad pass more often, more spill out of L1.
 BLOCK = 16
-
-# Software prefetch distance. The hardware prefetcher alone keeps too few lines in flight
-# for one core; asking for the lines 16 KB ahead of the dot products, best of 15
-# (ms, linear / logistic, 250k x 128 float64, blocks of 16): 28.1 / 35.6 -> 23.4 / 29.4.
-PREFETCH_BYTES = 16384
-CACHE_LINE = 64
 
 _LOG2E = 1.4426950408889634
 _LN2_HI = 0.6931471803691238      # ln 2 in two parts (Cody and Waite): n * _LN2_HI is
@@ -58,24 +55,6 @@ def _int64_bits_as_float64(typingctx, bits):
     def codegen(context, builder, signature, args):
         return builder.bitcast(args[0], context.get_value_type(types.float64))
     return types.float64(types.int64), codegen
-
-
-@intrinsic
-def _prefetch(typingctx, a, i):
-    """Hint the CPU to load the cache line of ``a.flat[i]`` (C-contiguous ``a``): no fault,
-    no effect on results."""
-    def codegen(context, builder, signature, args):
-        data = context.make_array(signature.args[0])(context, builder, args[0]).data
-        byte_ptr = ir.IntType(8).as_pointer()
-        i32 = ir.IntType(32)
-        fn = cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(ir.VoidType(), [byte_ptr, i32, i32, i32]),
-            "llvm.prefetch.p0i8")
-        # read access, keep in all cache levels, data cache
-        builder.call(fn, [builder.bitcast(builder.gep(data, [args[1]]), byte_ptr),
-                          i32(0), i32(3), i32(1)])
-        return context.get_dummy_value()
-    return types.none(a, types.intp), codegen
 
 
 @njit(inline="always")
@@ -156,8 +135,8 @@ def block_losses(model, t, y, start, n, loss, slope):
 
 
 _FASTMATH = {"reassoc", "contract"}
-_JIT = dict(nogil=True, fastmath=_FASTMATH, error_model="numpy")
-_CSR_JIT = dict(_JIT, fastmath={"contract"})
+_JIT = {"nogil": True, "fastmath": _FASTMATH, "error_model": "numpy"}
+_CSR_JIT = {**_JIT, "fastmath": {"contract"}}
 
 
 @njit(inline="always", **_JIT)
@@ -170,14 +149,12 @@ def _dense_dot(X, r, w):
 
 @njit(inline="always", **_CSR_JIT)
 def _csr_dot(data, indices, indptr, r, w):
-    # four independent sums hide the add latency; measured faster here than letting
-    # LLVM vectorise with gathers (reassoc): 250k rows x 32 nnz, linear 19.8 -> 16.0 ms
+    # four independent sums hide the add latency (faster than LLVM's gathers in the loop)
     lo, hi = np.uintp(indptr[r]), np.uintp(indptr[r + 1])
     t0 = t1 = t2 = t3 = 0.0
     k = lo
-    # unsigned positions and column indices: Numba adds a negative-index wraparound test
-    # to every signed subscript it cannot prove non-negative (linear, median of 31:
-    # 27.2 -> 17.9 ms); the constants are unsigned too, or Numba would promote to float
+    # unsigned positions and indices: Numba tests every signed subscript for wraparound;
+    # the constants are unsigned too, or Numba would promote the sums to float
     one, two, three, four = np.uintp(1), np.uintp(2), np.uintp(3), np.uintp(4)
     while k + four <= hi:
         t0 += data[k] * w[np.uintp(indices[k])]
@@ -193,8 +170,7 @@ def _csr_dot(data, indices, indptr, r, w):
 
 @njit(inline="always", **_CSR_JIT)
 def _csr_axpy(data, indices, indptr, r, s, grad):
-    # grad += s * row r; unrolled by hand like the dot (linear, 250k rows x 32 nnz,
-    # median of 31: 28.4 -> 25.3 ms), unsigned positions for the same reason
+    # grad += s * row r; unrolled by hand and unsigned like the dot
     k, hi = np.uintp(indptr[r]), np.uintp(indptr[r + 1])
     one, two, three, four = np.uintp(1), np.uintp(2), np.uintp(3), np.uintp(4)
     while k + four <= hi:
@@ -212,8 +188,6 @@ def _csr_axpy(data, indices, indptr, r, s, grad):
 def dense(model, X, y, w, start, stop, grad):
     """Rows ``[start, stop)`` of a C-contiguous 2-D ``X``: add the gradient, return the loss sum."""
     d = X.shape[1]
-    ahead = PREFETCH_BYTES // X.itemsize
-    line = CACHE_LINE // X.itemsize
     scratch = np.empty((3, BLOCK))
     t, loss, slope = scratch[0], scratch[1], scratch[2]
     total = 0.0
@@ -221,10 +195,6 @@ def dense(model, X, y, w, start, stop, grad):
         n = min(BLOCK, stop - r0)
         for b in range(n):
             t[b] = _dense_dot(X, r0 + b, w)
-            # rows are contiguous, so prefetching the span of each row shifted by `ahead`
-            # touches every line of X[start:stop] once, PREFETCH_BYTES before its use
-            for i in range((r0 + b) * d + ahead, min((r0 + b + 1) * d + ahead, stop * d), line):
-                _prefetch(X, i)
         block_losses(model, t, y, r0, n, loss, slope)
         for b in range(n):
             total += loss[b]
@@ -245,21 +215,26 @@ def dense(model, X, y, w, start, stop, grad):
 @njit(cache=True, **_CSR_JIT)
 def csr(model, data, indices, indptr, y, w, start, stop, grad):
     """Rows ``[start, stop)`` of a CSR matrix given by its three arrays (scipy.sparse layout)."""
-    scratch = np.empty((3, BLOCK))
-    t, loss, slope = scratch[0], scratch[1], scratch[2]
+    scratch = np.empty((4, BLOCK))
+    t, loss, slope, prev = scratch[0], scratch[1], scratch[2], scratch[3]
     for b in range(min(BLOCK, stop - start)):
         t[b] = _csr_dot(data, indices, indptr, start + b, w)
     total = 0.0
+    n_prev = 0  # rows of block k-1 whose slopes, in prev, wait for their scatter
     for r0 in range(start, stop, BLOCK):
         n = min(BLOCK, stop - r0)
         block_losses(model, t, y, r0, n, loss, slope)
-        # the next block's dot products are interleaved with this block's scatters: they
-        # are independent, so the CPU overlaps their reads
-        r1 = r0 + BLOCK
-        n1 = min(BLOCK, stop - r1)
         for b in range(n):
             total += loss[b]
-            if b < n1:
-                t[b] = _csr_dot(data, indices, indptr, r1 + b, w)
-            _csr_axpy(data, indices, indptr, r0 + b, slope[b], grad)
+        n_next = min(BLOCK, stop - r0 - BLOCK)
+        for b in range(BLOCK):
+            if b < n_next:
+                t[b] = _csr_dot(data, indices, indptr, r0 + BLOCK + b, w)
+            if b < n_prev:
+                _csr_axpy(data, indices, indptr, r0 - BLOCK + b, prev[b], grad)
+        for b in range(n):
+            prev[b] = slope[b]
+        n_prev = n
+    for b in range(n_prev):
+        _csr_axpy(data, indices, indptr, stop - n_prev + b, prev[b], grad)
     return total

@@ -19,7 +19,7 @@ def test_bench_json_fields(capsys, monkeypatch):
     result = json.loads(capsys.readouterr().out)
     assert set(result["kernels"]) == {f"{m}/{layout}" for m in ("logistic", "linear")
                                       for layout in ("dense64", "dense32", "csr")}
-    for name, e in result["kernels"].items():
+    for e in result["kernels"].values():
         assert e["speedup"] == pytest.approx(e["reference_seconds"] / e["seconds"])
         assert e["bandwidth_fraction"] == pytest.approx(e["gbytes_per_s"] / e["read_gbytes_per_s"])
         assert e["rows_per_s"] == pytest.approx(64 / e["seconds"])

@@ -34,9 +34,8 @@ from functools import partial
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.special import expit
-
 from numba import njit
+from scipy.special import expit
 
 from mpigc.errors import require
 from mpigc.kernels import loss_grad, warmup
@@ -307,8 +306,8 @@ def _table(result):
     lines = [f"last-level cache {result['last_level_cache_bytes'] / 2**20:.0f} MiB; {sizes}"
              + ("; shrunk to fit in memory" if result["memory_limited"] else "")
              + f"; best of {result['repeat']}",
-             f"{'kernel':<18}{'seconds':>9}{'Mrows/s':>9}{'GB/s':>7}{'read':>7}{'bw frac':>8}"
-             f"{'pass frac':>10}{'ref s':>9}{'speedup':>8}"]
+             (f"{'kernel':<18}{'seconds':>9}{'Mrows/s':>9}{'GB/s':>7}{'read':>7}{'bw frac':>8}"
+              f"{'pass frac':>10}{'ref s':>9}{'speedup':>8}")]
     for name, e in result["kernels"].items():
         lines.append(f"{name:<18}{e['seconds']:>9.4f}{e['rows_per_s'] / 1e6:>9.1f}"
                      f"{e['gbytes_per_s']:>7.2f}{e['read_gbytes_per_s']:>7.2f}"
