@@ -11,10 +11,11 @@ import os
 import sys
 
 from mpigc import __version__
-from mpigc.errors import UsageError
+from mpigc.errors import EXIT_USAGE, UsageError
 from mpigc.runtime import launch
 
-SCHEME_NAMES = ("psgc", "gc", "gc-cover", "ignore-stragglers", "uncoded", "allreduce")
+# NumPy (and so mpigc.config, which reads the scheme names from mpigc.schemes) is imported
+# only after launch.configure() has limited the BLAS threads: see build_parser.
 
 
 class _Parser(argparse.ArgumentParser):
@@ -24,66 +25,24 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
-def add_protocol_options(p):
+def add_protocol_options(p: argparse.ArgumentParser) -> None:
     """Options shared by ``train`` and ``simulate``: the scheme and its settings."""
-    g = p.add_argument_group("protocol")
-    g.add_argument("--scheme", default="psgc", choices=SCHEME_NAMES)
-    g.add_argument("--assignment", default="cyclic", metavar="cyclic|frc|regular|FILE")
-    g.add_argument("--load", type=int, default=None, metavar="DELTA",
-                   help="chunks per worker (default 3; 1 for uncoded/ignore-stragglers/allreduce)")
-    g.add_argument("--ell", type=int, default=1, metavar="L", help="communication parameter")
-    g.add_argument("--ordering", default="optimal", metavar="natural|random|optimal|FILE")
-    g.add_argument("--beta", default="gaussian", choices=("gaussian", "vandermonde"))
-    g.add_argument("--tolerance", type=int, default=None, metavar="S",
-                   help="stragglers tolerated by gc/ignore-stragglers (default: min replication - ell)")
-    g.add_argument("--deadline", type=float, default=None, metavar="T",
-                   help="approximate mode: decode at time T after the iteration starts "
-                        "(seconds in train; chunk times in simulate)")
-    g.add_argument("--stragglers", default="none", metavar="SPEC",
-                   help="none | exp:mean=M | shifted-exp:shift=A,rate=R | pareto:alpha=A | "
-                        "bimodal:p=P,slowdown=K | persistent:frac=F,slowdown=K | fail:p=P | "
-                        "trace:FILE, joined with '+'")
-    g.add_argument("--seed", type=int, default=0)
+    from mpigc import config
+
+    config.add_options(p.add_argument_group(config.PROTOCOL), group=config.PROTOCOL)
 
 
-def build_parser():
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of every subcommand (``train``'s options come from :mod:`mpigc.config`)."""
+    from mpigc import config
+
     parser = _Parser(prog="mpigc", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"mpigc {__version__}")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
 
     t = sub.add_parser("train", help="distributed training (run under mpiexec)")
     add_protocol_options(t)
-    t.add_argument("--data", default=None, metavar="SPEC",
-                   help="synthetic:n=ROWS,d=COLS[,density=F][,seed=S] | FILE.npz | "
-                        "FILE.svm/.libsvm/.txt (default: synthetic:n=20000,d=100)")
-    t.add_argument("--model", default="logistic", choices=("logistic", "linear"))
-    t.add_argument("--chunk-time", type=float, default=0.0, metavar="SECONDS",
-                   help="nominal chunk time; straggler factors multiply max(this, compute time)")
-    t.add_argument("--iterations", type=int, default=50, metavar="K")
-    t.add_argument("--optimizer", default="gd", choices=("gd", "nesterov"))
-    t.add_argument("--lr", default="auto", metavar="ETA|auto")
-    t.add_argument("--l2", type=float, default=1e-4, metavar="LAMBDA")
-    t.add_argument("--out", default=None, metavar="DIR")
-    t.add_argument("--verify", action="store_true")
-    t.add_argument("--resume", default=None, metavar="DIR",
-                   help="continue from DIR/checkpoint.npz (same configuration required)")
-    t.add_argument("--checkpoint-every", type=int, default=0, metavar="K",
-                   help="checkpoint every K iterations (0: only on SIGUSR1/SIGTERM)")
-    t.add_argument("--faults", default=None, metavar="SPEC",
-                   help="inject faults: stall:worker=W,seconds=S[,iteration=I|A-B] | "
-                        "fail:worker=W[,iteration=...] | nan:worker=W[,iteration=...], "
-                        "joined with '+'")
-    t.add_argument("--transmit-timeout", type=float, default=None, metavar="SECONDS",
-                   help="drop a worker whose vector is this late (default: max(0.5 s, "
-                        "5 x the median iteration time))")
-    t.add_argument("--dtype", default="float64", choices=("float64", "float32"))
-    t.add_argument("--row-block", type=int, default=256, metavar="ROWS",
-                   help="rows between checks of the encode-and-transmit signal")
-    t.add_argument("--quiet", action="store_true")
-    t.add_argument("--iteration-timeout", type=float, default=None, metavar="SECONDS",
-                   help="decode what arrived after SECONDS when the trigger cannot fire "
-                        "(e.g. a failed worker under uncoded); default: 10 x the larger of "
-                        "the median iteration time and the first report's time, >= 1 s")
+    config.add_options(t, group="train")
 
     s = sub.add_parser("simulate", help="discrete-event simulation of the protocol (no MPI)")
     add_protocol_options(s)
@@ -92,7 +51,12 @@ def build_parser():
     s.add_argument("--replay", default=None, metavar="DIR")
     s.add_argument("--json", action="store_true")
 
-    b = sub.add_parser("bench", help="benchmarks")
+    _add_bench(sub.add_parser("bench", help="benchmarks"))
+    sub.add_parser("warmup", help="compile every Numba kernel into the cache")
+    return parser
+
+
+def _add_bench(b):
     bsub = b.add_subparsers(dest="bench", parser_class=_Parser)
     bk = bsub.add_parser("kernels", help="Numba kernels against NumPy/SciPy")
     bk.add_argument("--json", action="store_true")
@@ -126,9 +90,6 @@ def build_parser():
                     help="runs of each scheme (interleaved); medians are reported")
     bt.add_argument("--out", default=None, metavar="DIR", help="keep the runs in DIR")
 
-    sub.add_parser("warmup", help="compile every Numba kernel into the cache")
-    return parser
-
 
 # subcommand -> "module:function" taking the parsed arguments, returning an exit status
 _HANDLERS = {
@@ -158,7 +119,7 @@ def main(argv=None):
     except UsageError as exc:
         if rank == 0:
             print(f"mpigc: error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:

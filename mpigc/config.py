@@ -1,73 +1,148 @@
-"""Validated settings of ``mpigc train`` (everything checked before MPI starts).
+"""The options of ``mpigc train``: one table of defaults, and their validation.
 
-:func:`from_args` turns the parsed command line into a :class:`TrainConfig`, raising
-:class:`~mpigc.errors.UsageError` on bad input; it depends on nothing but the arguments,
-so every rank reaches the same verdict. :meth:`TrainConfig.protocol` builds the scheme for
-the world size once MPI reports it, still before any communication.
+:class:`TrainConfig` is the single source of the options: each field carries its default
+and its command-line help, :func:`add_options` builds the argparse options from it and
+:func:`arguments` builds the same namespace in Python (tests, benchmarks). :func:`from_args`
+validates the parsed arguments into a :class:`TrainConfig`, raising
+:class:`~mpigc.errors.UsageError`; it reads nothing but the arguments, so every rank reaches
+the same verdict before MPI starts.
 """
 
+from __future__ import annotations
+
+import argparse
+import dataclasses
 import math
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Optional
 
 from mpigc.errors import UsageError, require
-from mpigc.runtime.faults import FaultPlan
-from mpigc.schemes import build_protocol, get_scheme
-from mpigc.stragglers import parse_stragglers
+from mpigc.faults import FaultPlan
+from mpigc.schemes import SCHEMES, Protocol, build_protocol, get_scheme
+from mpigc.stragglers import StragglerModel, parse_stragglers
+
+PROTOCOL = "protocol"  # the group of options shared by ``train`` and ``simulate``
+
+
+def _option(default, help=None, *, metavar=None, choices=None, type=None, group="train"):
+    """A :class:`TrainConfig` field with its command-line settings in the metadata."""
+    meta = {"help": help, "metavar": metavar, "choices": choices, "type": type, "group": group}
+    return dataclasses.field(default=default, metadata=meta)
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Settings of one training run (see ``mpigc train --help``)."""
+    """Settings of one training run; each field is the option ``--name-with-dashes``.
 
-    scheme: str
-    assignment: str
-    load: Optional[int]
-    ell: int
-    ordering: str
-    beta: str
-    tolerance: Optional[int]
-    deadline: Optional[float]
-    stragglers: str
-    seed: int
-    data: Optional[str]
-    model: str
-    chunk_time: float
-    iterations: int
-    optimizer: str
-    lr: Optional[float]         # None: 1/L (--lr auto)
-    l2: float
-    out: Optional[str]
-    verify: bool
-    dtype: str
-    row_block: int
-    quiet: bool
-    iteration_timeout: Optional[float]  # None: adaptive (see ParameterServer.limit)
-    checkpoint_every: int = 0   # 0: checkpoints only on SIGUSR1/SIGTERM
-    resume: Optional[str] = None  # directory of the checkpoint to continue from
-    faults: Optional[str] = None  # --faults SPEC (mpigc.runtime.faults)
-    transmit_timeout: Optional[float] = None  # None: adaptive (ParameterServer.transmit_limit)
+    The defaults here are the command line's. ``lr`` is None for ``--lr auto`` (1/L),
+    ``iteration_timeout`` and ``transmit_timeout`` None for the adaptive timeouts of
+    :class:`~mpigc.runtime.ps.ParameterServer`.
+    """
 
-    def protocol(self, n_workers):
+    scheme: str = _option("psgc", choices=tuple(SCHEMES), group=PROTOCOL)
+    assignment: str = _option("cyclic", metavar="cyclic|frc|regular|FILE", group=PROTOCOL)
+    load: Optional[int] = _option(
+        None, "chunks per worker (default 3; 1 for uncoded/ignore-stragglers/allreduce)",
+        metavar="DELTA", type=int, group=PROTOCOL)
+    ell: int = _option(1, "communication parameter", metavar="L", type=int, group=PROTOCOL)
+    ordering: str = _option("optimal", metavar="natural|random|optimal|FILE", group=PROTOCOL)
+    beta: str = _option("gaussian", choices=("gaussian", "vandermonde"), group=PROTOCOL)
+    tolerance: Optional[int] = _option(
+        None, "stragglers tolerated by gc/ignore-stragglers (default: min replication - ell)",
+        metavar="S", type=int, group=PROTOCOL)
+    deadline: Optional[float] = _option(
+        None, "approximate mode: decode at time T after the iteration starts (seconds in "
+        "train; chunk times in simulate)", metavar="T", type=float, group=PROTOCOL)
+    stragglers: str = _option(
+        "none", "none | exp:mean=M | shifted-exp:shift=A,rate=R | pareto:alpha=A | "
+        "bimodal:p=P,slowdown=K | persistent:frac=F,slowdown=K | fail:p=P | trace:FILE, "
+        "joined with '+'", metavar="SPEC", group=PROTOCOL)
+    seed: int = _option(0, type=int, group=PROTOCOL)
+    data: Optional[str] = _option(
+        None, "synthetic:n=ROWS,d=COLS[,density=F][,seed=S] | FILE.npz | "
+        "FILE.svm/.libsvm/.txt (default: synthetic:n=20000,d=100)", metavar="SPEC")
+    model: str = _option("logistic", choices=("logistic", "linear"))
+    chunk_time: float = _option(
+        0.0, "nominal chunk time; straggler factors multiply max(this, compute time)",
+        metavar="SECONDS", type=float)
+    iterations: int = _option(50, metavar="K", type=int)
+    optimizer: str = _option("gd", choices=("gd", "nesterov"))
+    lr: Optional[float] = _option(None, "step size (default: auto, 1/L)", metavar="ETA|auto")
+    l2: float = _option(1e-4, metavar="LAMBDA", type=float)
+    out: Optional[str] = _option(None, metavar="DIR")
+    verify: bool = _option(False)
+    resume: Optional[str] = _option(
+        None, "continue from DIR/checkpoint.npz (same configuration required)", metavar="DIR")
+    checkpoint_every: int = _option(
+        0, "checkpoint every K iterations (0: only on SIGUSR1/SIGTERM)", metavar="K", type=int)
+    faults: Optional[str] = _option(
+        None, "inject faults: stall:worker=W,seconds=S[,iteration=I|A-B] | "
+        "fail:worker=W[,iteration=...] | nan:worker=W[,iteration=...], joined with '+'",
+        metavar="SPEC")
+    transmit_timeout: Optional[float] = _option(
+        None, "drop a worker whose vector is this late (default: max(0.5 s, 5 x the median "
+        "iteration time))", metavar="SECONDS", type=float)
+    dtype: str = _option("float64", choices=("float64", "float32"))
+    row_block: int = _option(256, "rows between checks of the encode-and-transmit signal",
+                             metavar="ROWS", type=int)
+    quiet: bool = _option(False)
+    iteration_timeout: Optional[float] = _option(
+        None, "decode what arrived after SECONDS when the trigger cannot fire (e.g. a failed "
+        "worker under uncoded); default: 10 x the larger of the median iteration time and "
+        "the first report's time, >= 1 s", metavar="SECONDS", type=float)
+
+    def protocol(self, n_workers: int) -> Protocol:
         """The scheme's :class:`~mpigc.schemes.Protocol` for ``n_workers`` workers."""
         return build_protocol(self.scheme, n_workers, assignment=self.assignment, load=self.load,
                               ell=self.ell, ordering=self.ordering, seed=self.seed,
                               beta=self.beta, tolerance=self.tolerance, deadline=self.deadline)
 
-    def fault_plan(self, n_workers):
-        """The :class:`~mpigc.runtime.faults.FaultPlan`, checked against ``n_workers``."""
+    def fault_plan(self, n_workers: int) -> FaultPlan:
+        """The :class:`~mpigc.faults.FaultPlan`, checked against ``n_workers``."""
         plan = FaultPlan(self.faults).check_workers(n_workers)
         require(not plan or get_scheme(self.scheme).uses_ps, f"--faults {self.faults}: "
                 f"{self.scheme} has no parameter server to survive them")
         return plan
 
-    def straggler_model(self, n_workers):
+    def straggler_model(self, n_workers: int) -> StragglerModel:
+        """The ``--stragglers`` model for ``n_workers`` (failing ones refused without a PS)."""
         model = parse_stragglers(self.stragglers, n_workers, self.seed)
         if not get_scheme(self.scheme).uses_ps:
             require(not model.can_fail,
                     f"--stragglers {self.stragglers}: {self.scheme} cannot run with failing "
                     f"workers (an MPI_Allreduce waits for every rank)")
         return model
+
+
+OPTIONS = dataclasses.fields(TrainConfig)
+
+
+def add_options(parser: argparse.ArgumentParser, group: Optional[str] = None) -> None:
+    """Add the options of :class:`TrainConfig` (those of ``group`` only, when given)."""
+    for f in OPTIONS:
+        meta = f.metadata
+        if group is not None and meta["group"] != group:
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        if f.default is False:
+            parser.add_argument(flag, action="store_true", help=meta["help"])
+            continue
+        settings = {k: meta[k] for k in ("metavar", "choices", "type") if meta[k] is not None}
+        parser.add_argument(flag, default=f.default, help=meta["help"], **settings)
+
+
+def arguments(**overrides: Any) -> argparse.Namespace:
+    """The namespace ``mpigc train`` parses from an empty command line, with ``overrides``.
+
+    Values are given as on the command line (``lr="auto"`` or ``lr="0.5"``); a name that is
+    no option raises TypeError.
+    """
+    values = {f.name: f.default for f in OPTIONS}
+    unknown = sorted(set(overrides) - set(values))
+    if unknown:
+        raise TypeError(f"not a train option: {', '.join(unknown)}")
+    values.update(overrides)
+    return argparse.Namespace(**values)
 
 
 def _finite(value, name, minimum=0.0, strict=False):
@@ -78,9 +153,13 @@ def _finite(value, name, minimum=0.0, strict=False):
     return float(value)
 
 
-def parse_lr(text):
-    """``--lr``: 'auto' (None) or a positive step size."""
-    if str(text).strip().lower() == "auto":
+def _timeout(value, name):
+    return None if value is None else _finite(value, name, strict=True)
+
+
+def parse_lr(text: Optional[str]) -> Optional[float]:
+    """``--lr``: 'auto' or None (None: 1/L) or a positive step size."""
+    if text is None or str(text).strip().lower() == "auto":
         return None
     try:
         lr = float(text)
@@ -89,7 +168,7 @@ def parse_lr(text):
     return _finite(lr, "--lr", strict=True)
 
 
-def from_args(args):
+def from_args(args: argparse.Namespace) -> TrainConfig:
     """Validate the ``train`` arguments (pure: no MPI, no data read) into a TrainConfig."""
     every = args.checkpoint_every or 0
     require(every >= 0, f"--checkpoint-every must be >= 0, got {every}")
@@ -105,16 +184,11 @@ def from_args(args):
     require(args.seed >= 0, f"--seed must be >= 0, got {args.seed}")
     if out is not None:
         require(str(out).strip() != "", "--out must name a directory")
-    return TrainConfig(
-        scheme=args.scheme, assignment=args.assignment, load=args.load, ell=args.ell,
-        ordering=args.ordering, beta=args.beta, tolerance=args.tolerance,
-        deadline=args.deadline, stragglers=args.stragglers, seed=args.seed, data=args.data,
-        model=args.model, chunk_time=_finite(args.chunk_time, "--chunk-time"),
-        iterations=args.iterations, optimizer=args.optimizer, lr=parse_lr(args.lr),
-        l2=_finite(args.l2, "--l2"), out=out, verify=bool(args.verify), dtype=args.dtype,
-        row_block=args.row_block, quiet=bool(args.quiet),
-        iteration_timeout=None if args.iteration_timeout is None else
-        _finite(args.iteration_timeout, "--iteration-timeout", strict=True),
-        checkpoint_every=every, resume=resume, faults=FaultPlan(args.faults).spec or None,
-        transmit_timeout=None if args.transmit_timeout is None else
-        _finite(args.transmit_timeout, "--transmit-timeout", strict=True))
+    values = {f.name: getattr(args, f.name) for f in OPTIONS}
+    values.update(
+        chunk_time=_finite(args.chunk_time, "--chunk-time"), lr=parse_lr(args.lr),
+        l2=_finite(args.l2, "--l2"), out=out, verify=bool(args.verify), quiet=bool(args.quiet),
+        iteration_timeout=_timeout(args.iteration_timeout, "--iteration-timeout"),
+        transmit_timeout=_timeout(args.transmit_timeout, "--transmit-timeout"),
+        checkpoint_every=every, faults=FaultPlan(args.faults).spec or None)
+    return TrainConfig(**values)

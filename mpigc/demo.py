@@ -14,7 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from mpigc.bench import jobs
+from mpigc import runner
 
 RUN_SCHEMES = ("psgc", "gc", "uncoded", "ignore-stragglers", "allreduce")
 STRAGGLERS = "bimodal:p=0.25,slowdown=8"
@@ -24,10 +24,10 @@ RUN_TIMEOUT = 120  # seconds per training run: a hung run must not hang the job
 
 
 def train(scheme, out, iterations, workers, seed):
-    args = jobs.train_args(scheme, load=3, model="logistic", stragglers=STRAGGLERS,
+    args = runner.train_args(scheme, load=3, model="logistic", stragglers=STRAGGLERS,
                            chunk_time=CHUNK_TIME, iterations=iterations, seed=seed, l2=L2,
                            verify=True)
-    return jobs.train(workers + 1, args, out, RUN_TIMEOUT)
+    return runner.train(workers + 1, args, out, RUN_TIMEOUT)
 
 
 def table(results):
@@ -94,7 +94,7 @@ def main(argv=None):
     args = p.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    jobs.run([sys.executable, "-m", "mpigc", "warmup"], RUN_TIMEOUT)
+    runner.run([sys.executable, "-m", "mpigc", "warmup"], RUN_TIMEOUT)
     print(f"mpigc demo: logistic regression, {args.workers} workers, cyclic load 3, "
           f"stragglers {STRAGGLERS}, chunk time {CHUNK_TIME} s, {args.iterations} iterations, "
           f"seed {args.seed}", flush=True)
@@ -103,7 +103,7 @@ def main(argv=None):
         try:
             results[scheme] = train(scheme, out / scheme, args.iterations, args.workers,
                                     args.seed)
-        except jobs.JobFailed as exc:
+        except runner.JobFailed as exc:
             raise SystemExit(f"mpigc demo: {scheme}: {exc}") from None
         print(f"  {scheme:<18} done: mean {results[scheme][0]['mean_iteration_s']:.4f} "
               f"s/iteration", flush=True)

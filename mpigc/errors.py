@@ -9,3 +9,8 @@ def require(condition, message):
     """Raise :class:`UsageError` with ``message`` unless ``condition`` holds."""
     if not condition:
         raise UsageError(message)
+
+
+# Exit statuses of every rank: bad input, and a run stopped by a non-finite gradient or loss.
+EXIT_USAGE = 2
+EXIT_NONFINITE = 3

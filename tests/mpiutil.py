@@ -1,16 +1,14 @@
 """Run commands under mpiexec with a hard timeout (a failure must never become a hang),
 and the checks of their results that the tests share."""
 
-import contextlib
-import json
 import os
 import re
-import signal
-import subprocess
 import sys
 from pathlib import Path
 
+from mpigc import runner
 from mpigc.runtime import launch
+from mpigc.sim.replay import read_run
 
 REPO = Path(__file__).resolve().parents[1]
 MPI_SCRIPTS = Path(__file__).resolve().parent / "mpi"
@@ -21,41 +19,21 @@ def mpiexec():
     return launch.mpiexec_path()
 
 
-def start(cmd, env=None, cwd=None):
-    """Start ``cmd`` in its own process group, with stdout and stderr piped as text.
+def _env(env):
+    """Numba's cache defaults to the repository's (compiled once for the whole suite)."""
+    return {"NUMBA_CACHE_DIR": os.environ.get("NUMBA_CACHE_DIR", str(REPO / ".numba_cache")),
+            **(env or {})}
 
-    The environment is this process's plus ``env``; Numba's cache defaults to the
-    repository's and Python's output is unbuffered, so that a killed job still shows it.
-    """
-    full_env = dict(os.environ)
-    full_env.setdefault("NUMBA_CACHE_DIR", str(REPO / ".numba_cache"))
-    full_env["PYTHONUNBUFFERED"] = "1"
-    if env:
-        full_env.update(env)
-    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=full_env, cwd=cwd, start_new_session=True)
+
+def start(cmd, env=None, cwd=None):
+    """:func:`mpigc.runner.start` with the tests' environment."""
+    return runner.start(cmd, env=_env(env), cwd=cwd)
 
 
 def run(cmd, timeout=120, env=None, cwd=None):
-    """Run ``cmd`` in its own process group; kill the whole group on timeout.
-
-    Returns a CompletedProcess; a timeout raises AssertionError with the output so far.
-    """
-    proc = start(cmd, env=env, cwd=cwd)
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        out, err = proc.communicate()
-        raise AssertionError(f"timed out after {timeout}s: {' '.join(map(str, cmd))}\n"
-                             f"--- stdout\n{out[-4000:]}\n--- stderr\n{err[-4000:]}")
-    except BaseException:
-        # pytest-timeout (or Ctrl-C) interrupts communicate too: never leave mpiexec running
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-        raise
-    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+    """Run ``cmd`` in its own process group, killed at the timeout (which raises
+    :class:`~mpigc.runner.JobFailed` with the output so far); any exit status returns."""
+    return runner.run(cmd, timeout, env=_env(env), cwd=cwd, check=False)
 
 
 def mpi_command(nprocs, args):
@@ -115,14 +93,6 @@ def assert_usage_error(res, *fragments, pattern=None):
 
 
 # -- mpigc train under mpiexec -------------------------------------------------------------
-def read_run(out):
-    """(summary dict, list of iteration records) of a run's --out directory."""
-    out = Path(out)
-    summary = json.loads((out / "summary.json").read_text())
-    records = [json.loads(line) for line in (out / "iterations.jsonl").read_text().splitlines()]
-    return summary, records
-
-
 def train(workers, args, out, timeout=90, script=None):
     """``mpiexec -n workers+1 mpigc train ARGS --out OUT --quiet``; asserts exit status 0.
 

@@ -2,9 +2,11 @@
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
 
 from mpigc.coding import Assignment, cyclic, frc, load_assignment, load_orderings, optimal_ordering, regular
 from mpigc.errors import UsageError
+from strategies import assignments
 
 
 def test_cyclic_structure_and_natural_order():
@@ -154,3 +156,11 @@ def test_load_orderings_errors(tmp_path, text, message):
         load_orderings(path, cyclic(3, 2))
     with pytest.raises(UsageError, match=r"cannot read orderings file"):
         load_orderings(tmp_path / "missing.txt", cyclic(3, 2))
+
+
+@settings(max_examples=30, deadline=None)
+@given(assignments())
+def test_strategy_yields_valid_assignments(a):
+    assert a.matrix.any(axis=1).all()
+    for i in range(a.n_workers):
+        assert sorted(a.orderings[i]) == np.flatnonzero(a.matrix[:, i]).tolist()

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from mpigc.coding import GradientCode, cyclic, frc, make_beta, optimal_ordering, random_ordering, regular
 from mpigc.coding.code import COEFFICIENT_CACHE_SIZE
-from test_coding_helpers import assignments, direct_coverage, make_decodable, states
+from strategies import assignments, direct_coverage, make_decodable, states
 
 WORST = {"exact": 0.0}
 

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mpigc.coding import Assignment, cyclic, frc, optimal_ordering, q_max, random_ordering, regular
-from test_coding_helpers import assignments, direct_coverage
+from strategies import assignments, direct_coverage
 
 
 def brute_q_max(a, ell):

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from mpigc.coding import (Assignment, CoverageTracker, GradientCode, cyclic, frc, optimal_ordering, q_max,
                           random_ordering, regular)
 from mpigc.errors import UsageError
-from test_coding_helpers import assignments, direct_coverage, make_decodable, states
+from strategies import assignments, direct_coverage, make_decodable, states
 
 
 def dense_positions(a):

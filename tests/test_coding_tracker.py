@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from mpigc.coding import Assignment, CoverageTracker, cyclic
 from mpigc.errors import UsageError
-from test_coding_helpers import assignments, direct_coverage
+from strategies import assignments, direct_coverage
 
 
 @settings(max_examples=150, deadline=None)

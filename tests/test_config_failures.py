@@ -4,13 +4,12 @@ import pytest
 
 from mpigc import config
 from mpigc.errors import UsageError
-from test_runtime_helpers import _args
 
 MESSAGE = "cannot run with failing workers"
 
 
 def _allreduce(stragglers):
-    return config.from_args(_args(scheme="allreduce", stragglers=stragglers))
+    return config.from_args(config.arguments(scheme="allreduce", stragglers=stragglers))
 
 
 def test_fail_model_is_refused_with_the_same_message():
@@ -39,5 +38,5 @@ def test_finite_trace_is_accepted(tmp_path):
 def test_failing_traces_are_fine_with_a_parameter_server(tmp_path):
     trace = tmp_path / "trace.txt"
     trace.write_text("1 inf 1 1\n")
-    cfg = config.from_args(_args(stragglers=f"trace:{trace}"))
+    cfg = config.from_args(config.arguments(stragglers=f"trace:{trace}"))
     assert cfg.straggler_model(4).can_fail

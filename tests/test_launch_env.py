@@ -56,3 +56,14 @@ def test_oversubscribed_node_gets_a_flat_broadcast_tree_unless_the_user_chose():
     env = {"MPI_LOCALNRANKS": "2"}
     launch.configure(env, cores=2)
     assert "MPIR_CVAR_IBCAST_INTRA_ALGORITHM" not in env
+
+
+def test_the_cli_imports_numpy_only_after_configuring_the_threads():
+    import subprocess
+    import sys
+
+    code = ("import sys, mpigc.cli\n"
+            "assert 'numpy' not in sys.modules, 'numpy imported before launch.configure()'\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60)
+    assert res.returncode == 0, res.stderr

@@ -13,8 +13,8 @@ import time
 import numpy as np
 import pytest
 
-from mpigc.errors import UsageError
-from mpigc.runtime.faults import EXIT_NONFINITE, FaultPlan
+from mpigc.errors import EXIT_NONFINITE, UsageError
+from mpigc.faults import FaultPlan
 from mpiutil import assert_ok, assert_usage_error, read_run, run_cli, run_mpi
 
 EXACT = 1e-10

@@ -1,4 +1,4 @@
-"""``mpigc train`` modes: deadline, safety timeout, linear and sparse data, files, float32."""
+"""``mpigc train`` modes: deadline, iteration timeout, linear and sparse data, files, float32."""
 
 import numpy as np
 import pytest
@@ -38,8 +38,8 @@ def test_gc_deadline_least_squares_from_finished_workers(tmp_path):
 
 
 def test_iteration_that_cannot_fire_times_out(tmp_path):
-    """Adaptive safety timeout: 10 x the first report's time, at least TIMEOUT_FLOOR."""
-    from mpigc.runtime.ps import TIMEOUT_FLOOR
+    """Adaptive iteration timeout: 10 x the first report's time, at least its floor."""
+    from mpigc.runtime.ps import ITERATION_TIMEOUT_FLOOR
 
     spec = "fail:p=0.3"
     summary, records = train(3, ["--scheme", "uncoded", "--data", SMALL, "--iterations", 4,
@@ -51,7 +51,7 @@ def test_iteration_that_cannot_fire_times_out(tmp_path):
         assert r["trigger"] == ("timeout" if f.any() else "exact")
         assert [s == 0 for s in r["state"]] == f.tolist()
         if f.any():
-            assert r["duration_s"] >= TIMEOUT_FLOOR and r["recovered_fraction"] < 1
+            assert r["duration_s"] >= ITERATION_TIMEOUT_FLOOR and r["recovered_fraction"] < 1
     assert summary["triggers"]["timeout"] == sum(f.any() for f in failed)
 
 

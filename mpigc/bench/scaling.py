@@ -13,7 +13,7 @@ import csv
 import json
 from pathlib import Path
 
-from mpigc.bench import jobs
+from mpigc import runner
 from mpigc.errors import UsageError, require
 from mpigc.runtime import launch
 
@@ -34,8 +34,8 @@ def run_dir(root, scheme, n):
 
 def run_point(launcher, scheme, n_ranks, data, iterations, root):
     out = run_dir(root, scheme, n_ranks)
-    args = jobs.train_args(scheme, data=data, iterations=iterations, stragglers="none")
-    jobs.train(n_ranks, args, out, timeout=1800, launcher=launcher)
+    args = runner.train_args(scheme, data=data, iterations=iterations, stragglers="none")
+    runner.train(n_ranks, args, out, timeout=1800, launcher=launcher)
     return out
 
 
@@ -97,14 +97,14 @@ def main(args):
     if not args.collect:
         ranks = parse_ranks(args.ranks)
         schemes = [s.strip() for s in args.schemes.split(",") if s.strip()]
-        launcher = args.launcher or jobs.default_launcher()
+        launcher = args.launcher or runner.default_launcher()
         require("{n}" in launcher, f"--launcher must contain {{n}}, got {launcher!r}")
         root.mkdir(parents=True, exist_ok=True)
         try:
             for n in ranks:
                 for scheme in schemes:
                     run_point(launcher, scheme, n, args.data, args.iterations, root)
-        except jobs.JobFailed as exc:
+        except runner.JobFailed as exc:
             raise SystemExit(f"mpigc bench scaling: {exc}") from None
     rows = collect(root)
     write_outputs(rows, root)

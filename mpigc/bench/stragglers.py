@@ -18,7 +18,7 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from mpigc.bench import jobs
+from mpigc import runner
 from mpigc.errors import require
 from mpigc.runtime import launch
 
@@ -34,10 +34,10 @@ def measure(args, root):
     for k in range(args.repeat):
         for scheme in schemes:
             out = root / scheme if args.repeat == 1 else root / f"{scheme}-{k + 1}"
-            train_args = jobs.train_args(scheme, load=args.load, stragglers=args.stragglers,
+            train_args = runner.train_args(scheme, load=args.load, stragglers=args.stragglers,
                                          chunk_time=args.chunk_time, iterations=args.iterations,
                                          seed=args.seed)
-            summary, records = jobs.train(args.workers + 1, train_args, out, timeout=600)
+            summary, records = runner.train(args.workers + 1, train_args, out, timeout=600)
             runs[scheme].append(summary)
             if scheme == "psgc":
                 overheads.append(replay_run(summary, records)["overhead_ratio"])
@@ -74,7 +74,7 @@ def main(args):
         else:
             with tempfile.TemporaryDirectory(prefix="mpigc-bench-") as tmp:
                 result = measure(args, Path(tmp))
-    except jobs.JobFailed as exc:
+    except runner.JobFailed as exc:
         raise SystemExit(f"mpigc bench stragglers: {exc}") from None
     if args.json:
         print(json.dumps(result))

@@ -1,6 +1,6 @@
 """Checkpoints of ``mpigc train`` (``--checkpoint-every``, SIGUSR1/SIGTERM, ``--resume``).
 
-No MPI here: rank 0 saves and loads, :mod:`~mpigc.runtime.train` broadcasts the decision.
+No MPI here: rank 0 saves and loads, :mod:`~mpigc.runtime.loop` broadcasts the decision.
 
 A checkpoint is ``DIR/checkpoint.npz`` (uncompressed, no pickles), written atomically
 (temporary file in DIR, fsync, rename, fsync of DIR: a reader sees the old checkpoint or
@@ -38,7 +38,7 @@ from mpigc.runtime.log import ITERATIONS, atomic_write, read_records
 FILENAME = "checkpoint.npz"
 FORMAT = "mpigc-checkpoint-1"
 # Options that change the trajectory (not --iterations, --out, --resume, --quiet,
-# --checkpoint-every, --verify, and not the safety timeouts --iteration-timeout and
+# --checkpoint-every, --verify, and not the timeouts --iteration-timeout and
 # --transmit-timeout). File-valued options (assignment, ordering, trace stragglers, data)
 # are compared by name, not by contents.
 FINGERPRINT_OPTIONS = ("scheme", "assignment", "load", "ell", "ordering", "seed", "beta",

@@ -32,6 +32,7 @@ import time
 import numpy as np
 from mpi4py import MPI
 
+from mpigc.runtime.commands import Command
 from mpigc.runtime.poll import Backoff
 
 TAG_PROGRESS = 11
@@ -39,14 +40,6 @@ TAG_TRANSMIT = 12
 TAG_REENCODE = 13
 TAG_CONNECT = 14
 
-# Commands of the per-iteration broadcast. Workers leave the iteration loop on any command
-# but CONTINUE and CHECKPOINT. CHECKPOINT: rank 0 wrote a checkpoint before this iteration
-# (the workers carry on); CHECKPOINT_STOP: it wrote one and every rank stops now, without
-# the final evaluation (runtime/checkpoint.py).
-CONTINUE, STOP, CHECKPOINT_STOP = 0, 1, 2
-CHECKPOINT = 4
-# Stop after a non-finite gradient or loss: every rank exits with faults.EXIT_NONFINITE.
-NONFINITE_STOP = 3
 
 
 class Comm:
@@ -74,7 +67,7 @@ class Comm:
         self._next = None       # (request, buffer) of a model broadcast posted early
 
     # -- collectives -------------------------------------------------------------------
-    def bcast_iteration(self, d, iteration=0, command=CONTINUE, w=None):
+    def bcast_iteration(self, d, iteration=0, command=Command.CONTINUE, w=None):
         """Rank 0 sends ``(iteration, command, w)``; every rank returns it.
 
         ``w`` (length ``d``) is read on rank 0 only; other ranks get a fresh array.
@@ -95,7 +88,7 @@ class Comm:
             backoff = Backoff()
             while not _test(request):
                 backoff.wait()
-        return int(buf[0]), int(buf[1]), buf[2:]
+        return int(buf[0]), Command(int(buf[1])), buf[2:]
 
     def post_next_iteration(self, d):
         """Worker: post the receive of the next :meth:`bcast_iteration` now.

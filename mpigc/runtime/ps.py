@@ -2,16 +2,17 @@
 
 The PS polls for progress reports, feeds them to the protocol's coverage tracker and
 stops when the scheme's trigger fires, when the deadline of approximate mode passes, or
-when the iteration cannot finish (a safety timeout, see :meth:`ParameterServer.limit`).
+when the iteration cannot finish (the iteration timeout,
+see :meth:`ParameterServer.iteration_timeout`).
 It then broadcasts the state, receives one vector from every worker the state counts,
 and decodes. Every message carries its iteration; anything older is dropped.
 
 A worker the state counts that has not sent its vector within the transmit timeout (see
-:meth:`ParameterServer.transmit_limit`) is dropped: its entry of the state is set to 0 and,
+:meth:`ParameterServer.transmit_timeout`) is dropped: its entry of the state is set to 0 and,
 when the scheme's trigger still fires on that corrected state, every other counted worker
 is asked (point to point) to encode again for it, a second round, and the gradient stays
 exact. When it does not fire, an iteration that is approximate anyway (deadline mode, or
-the safety timeout fired) does the same round and decodes approximately; an exact one
+the iteration timeout fired) does the same round and decodes approximately; an exact one
 waits for the late workers. Vectors of an earlier round or iteration are discarded.
 """
 
@@ -35,13 +36,13 @@ from mpigc.runtime.poll import Backoff
 PS_POLL_CAP = 1e-4
 
 TRIGGERS = ("exact", "deadline", "timeout")
-# Safety timeout (see ParameterServer.limit): an iteration that cannot fire (e.g. uncoded
-# with a failed worker) is decoded from what arrived after
-# max(TIMEOUT_FLOOR, TIMEOUT_FACTOR x max(median iteration time, first report's time)).
-TIMEOUT_FACTOR = 10.0
-TIMEOUT_FLOOR = 1.0
-TIMEOUT_WINDOW = 50  # the median is over this many recent iterations
-# Transmit timeout (see ParameterServer.transmit_limit): a counted worker whose vector has
+# Iteration timeout (see ParameterServer.iteration_timeout): an iteration that cannot fire
+# (e.g. uncoded with a failed worker) is decoded from what arrived after max(FLOOR, FACTOR x
+# max(median iteration time, first report's time)).
+ITERATION_TIMEOUT_FACTOR = 10.0
+ITERATION_TIMEOUT_FLOOR = 1.0
+MEDIAN_WINDOW = 50  # both timeouts' median is over this many recent iterations
+# Transmit timeout (see ParameterServer.transmit_timeout): a counted worker whose vector has
 # not arrived max(TRANSMIT_FLOOR, TRANSMIT_FACTOR x median iteration time) after the state
 # broadcast is dropped (encoding is cheap, so even a short wait means a stalled worker).
 TRANSMIT_FACTOR = 5.0
@@ -75,21 +76,23 @@ class ParameterServer:
     chunk_rows : ndarray
         Rows of every chunk (for the loss of partially recovered iterations).
     d : int
-    timeout : float or None
-        Fixed safety timeout in seconds, or None for the adaptive one of :meth:`limit`.
+    iteration_timeout : float or None
+        Fixed iteration timeout (``--iteration-timeout``) in seconds, or None for the
+        adaptive one of :meth:`iteration_timeout`.
     transmit_timeout : float or None
-        Fixed transmit timeout in seconds, or None for the adaptive one of
-        :meth:`transmit_limit`.
+        Fixed transmit timeout (``--transmit-timeout``) in seconds, or None for the
+        adaptive one of :meth:`transmit_timeout`.
     """
 
-    def __init__(self, comm, protocol, chunk_rows, d, timeout=None, transmit_timeout=None):
+    def __init__(self, comm, protocol, chunk_rows, d, iteration_timeout=None,
+                 transmit_timeout=None):
         self.comm, self.protocol, self.d = comm, protocol, d
         self.chunk_rows = np.asarray(chunk_rows)
-        self.timeout = timeout
-        self.transmit_timeout = transmit_timeout
+        self.fixed_iteration_timeout = iteration_timeout
+        self.fixed_transmit_timeout = transmit_timeout
         self.tracker = protocol.new_tracker()
-        self.check = protocol.new_tracker()  # the trigger on a corrected state
-        self.durations = collections.deque(maxlen=TIMEOUT_WINDOW)
+        self.corrected_tracker = protocol.new_tracker()  # the trigger on a corrected state
+        self.durations = collections.deque(maxlen=MEDIAN_WINDOW)
         self.median = None  # of durations, kept by record(): both timeouts read it
         self.orderings = protocol.assignment.orderings
         # every vector is received into its worker's row and decoded as it lands; a
@@ -99,37 +102,40 @@ class ParameterServer:
         self.decoder = StreamingDecoder(protocol.n_workers, self.block_len, protocol.ell, d,
                                         extra=4 + 2 * slots)
 
-    def limit(self, first_report=None):
+    def iteration_timeout(self, first_report=None):
         """Seconds after which an iteration that has not fired is decoded anyway.
 
-        The fixed ``timeout`` when one was given. Otherwise TIMEOUT_FACTOR times the larger
-        of the median duration of the last TIMEOUT_WINDOW iterations and the time at which this
-        iteration's first progress report arrived (a live worker is rarely ten times slower
-        than the first one), at least TIMEOUT_FLOOR seconds; unlimited while there is
+        The fixed ``iteration_timeout`` when one was given. Otherwise
+        ITERATION_TIMEOUT_FACTOR times the larger of the median duration of the last
+        MEDIAN_WINDOW iterations and the time at which this iteration's first progress
+        report arrived (a live worker is rarely ten times slower than the first one), at
+        least ITERATION_TIMEOUT_FLOOR seconds; unlimited while there is
         neither (the first iteration before any report: chunks may be long).
         """
-        if self.timeout is not None:
-            return self.timeout
+        if self.fixed_iteration_timeout is not None:
+            return self.fixed_iteration_timeout
         scale = max(self.median or 0.0, first_report or 0.0)
-        return max(TIMEOUT_FLOOR, TIMEOUT_FACTOR * scale) if scale > 0 else math.inf
+        if scale == 0:
+            return math.inf
+        return max(ITERATION_TIMEOUT_FLOOR, ITERATION_TIMEOUT_FACTOR * scale)
 
-    def transmit_limit(self, to_broadcast):
+    def transmit_timeout(self, to_broadcast):
         """Seconds after the state broadcast after which a missing vector's worker is dropped.
 
         The fixed ``transmit_timeout`` when one was given; otherwise TRANSMIT_FACTOR times
         the median duration of the recent iterations (in the first one: the time it took
         to reach the broadcast, ``to_broadcast``), at least TRANSMIT_FLOOR seconds.
         """
-        if self.transmit_timeout is not None:
-            return self.transmit_timeout
+        if self.fixed_transmit_timeout is not None:
+            return self.fixed_transmit_timeout
         scale = self.median if self.median is not None else to_broadcast
         return max(TRANSMIT_FLOOR, TRANSMIT_FACTOR * scale)
 
     def _fires(self, state):
         """The scheme's trigger on ``state`` (a fresh tracker fed the whole state)."""
-        self.check.reset()
-        self.check.report_all(state)
-        return self.protocol.fired(self.check)
+        self.corrected_tracker.reset()
+        self.corrected_tracker.report_all(state)
+        return self.protocol.fired(self.corrected_tracker)
 
     def gather(self, iteration, w):
         """Run the PS side of ``iteration`` (the model is already broadcast)."""
@@ -139,22 +145,22 @@ class ParameterServer:
         tracker.reset()
         times = [[] for _ in range(n)]
         deadline = protocol.deadline
-        limit = self.limit()
+        limit = self.iteration_timeout()
         first_report = None
         stale = 0
         backoff = Backoff(longest=PS_POLL_CAP)
         trigger = None
         while trigger is None:
-            got = comm.poll_progress()
-            if got is not None:
-                rank, msg = got
+            report = comm.poll_progress()
+            if report is not None:
+                rank, msg = report
                 if int(msg[0]) != iteration:
                     stale += 1
                     continue
                 backoff.reset()
                 if first_report is None:
                     first_report = time.perf_counter() - start
-                    limit = self.limit(first_report)
+                    limit = self.iteration_timeout(first_report)
                 tracker.report(rank - 1, int(msg[1]))
                 times[rank - 1].extend(msg[2:].tolist())
                 if protocol.fired(tracker):
@@ -169,46 +175,46 @@ class ParameterServer:
                 backoff.wait((deadline if deadline is not None else limit) - elapsed)
         state = tracker.state
         request, _ = comm.post_state(n, state, TRIGGERS.index(trigger))
-        res = self._receive(iteration, state, trigger, start, times)
+        received = self._receive(iteration, state, trigger, start, times)
         comm.wait(request)
         grad = self.decoder.result()
-        if res.nonfinite is None and not np.isfinite(grad).all():
-            res.nonfinite = next((int(i) for i in protocol.senders(res.state)
+        if received.nonfinite is None and not np.isfinite(grad).all():
+            received.nonfinite = next((int(i) for i in protocol.senders(received.state)
                                   if not np.isfinite(self.decoder.vectors[i]).all()), None)
-        rows = sum(int(self.chunk_rows[j]) for j in res.chunk_loss)
-        data_loss = math.fsum(res.chunk_loss.values()) / rows if rows else float("nan")
-        return res.gathered(grad, data_loss, res.recovered, times, stale)
+        rows = sum(int(self.chunk_rows[j]) for j in received.chunk_loss)
+        data_loss = math.fsum(received.chunk_loss.values()) / rows if rows else float("nan")
+        return received.gathered(grad, data_loss, received.recovered, times, stale)
 
     def _receive(self, iteration, state, trigger, start, times):
         """Receive the vectors of the broadcast ``state``, in as many rounds as it takes."""
         protocol, comm = self.protocol, self.comm
-        got = _Rounds(protocol, self.decoder, state, trigger)
+        received = _Rounds(protocol, self.decoder, state, trigger)
         pending = set(protocol.senders(state).tolist())
-        limit = self.transmit_limit(time.perf_counter() - start)
+        limit = self.transmit_timeout(time.perf_counter() - start)
         round_start = time.perf_counter()
         backoff = Backoff(longest=PS_POLL_CAP)
         while pending:
             message = comm.poll_transmission(into=self._row)
             if message is None:
                 late = time.perf_counter() - round_start
-                if got.waited or late < limit:
-                    backoff.wait(None if got.waited else limit - late)
+                if received.waited or late < limit:
+                    backoff.wait(None if received.waited else limit - late)
                     continue
-                corrected = got.state.copy()
+                corrected = received.state.copy()
                 corrected[sorted(pending)] = 0
                 fires = self._fires(corrected)
-                approximate = got.trigger != "exact" or protocol.deadline is not None
+                approximate = received.trigger != "exact" or protocol.deadline is not None
                 if not fires:
                     if not approximate:
-                        got.waited = True  # exact mode: only the late workers can complete it
+                        received.waited = True  # exact mode: only the late workers can complete it
                         continue
-                    if got.trigger == "exact":
-                        got.trigger = "deadline"  # deadline mode: decode approximately
-                got.next_round(corrected, pending)
+                    if received.trigger == "exact":
+                        received.trigger = "deadline"  # deadline mode: decode approximately
+                received.next_round(corrected, pending)
                 pending = set(protocol.senders(corrected).tolist())
                 for i in sorted(pending):
-                    comm.send_reencode(i + 1, iteration, got.rounds, corrected,
-                                       TRIGGERS.index(got.trigger))
+                    comm.send_reencode(i + 1, iteration, received.rounds, corrected,
+                                       TRIGGERS.index(received.trigger))
                 round_start = time.perf_counter()
                 backoff.reset()
                 continue
@@ -216,24 +222,24 @@ class ParameterServer:
             worker = message[0] - 1
             it, rnd, chunk_times, losses, _ = comm.unpack_transmission(message[1],
                                                                        self.block_len)
-            if it != iteration or rnd != got.rounds or worker not in pending:
-                got.stale += 1  # its row is free again: the decode never reads it
+            if it != iteration or rnd != received.rounds or worker not in pending:
+                received.stale += 1  # its row is free again: the decode never reads it
                 continue
             self.decoder.add(worker)
             times[worker] = chunk_times.tolist()
             for j, loss in zip(self.orderings[worker], losses):
-                got.chunk_loss[j] = loss
-            if got.nonfinite is None and not np.isfinite(losses).all():
-                got.nonfinite = worker
+                received.chunk_loss[j] = loss
+            if received.nonfinite is None and not np.isfinite(losses).all():
+                received.nonfinite = worker
             pending.discard(worker)
-        return got
+        return received
 
     def _row(self, rank):
         """Receive row of ``rank``'s vector (anything else is received into its own array)."""
         return self.decoder.row(rank - 1)
 
     def record(self, seconds):
-        """Duration of a finished iteration (for the safety timeout)."""
+        """Duration of a finished iteration (for both timeouts)."""
         self.durations.append(seconds)
         self.median = statistics.median(self.durations)
 

@@ -9,7 +9,7 @@ that the *broadcast* state counts (never its own later count).
 Right after the state arrives it posts the receive of the next model broadcast, then
 waits for it while it answers re-encode requests of the PS (a second encode round after
 the PS dropped a stalled worker; the vectors are encoded again from the gradients the
-worker still holds). Injected faults (:mod:`mpigc.runtime.faults`) act here.
+worker still holds). Injected faults (:mod:`mpigc.faults`) act here.
 """
 
 import math
@@ -18,7 +18,7 @@ import time
 import numpy as np
 
 from mpigc import kernels
-from mpigc.runtime.faults import FaultPlan
+from mpigc.faults import FaultPlan
 from mpigc.runtime.poll import Backoff
 
 # Seconds between two tests of the state signal while a delay is slept, and the longest
@@ -151,7 +151,7 @@ class Worker:
     stragglers : mpigc.stragglers.StragglerModel
     d : int
         Model dimension.
-    faults : mpigc.runtime.faults.FaultPlan, optional
+    faults : mpigc.faults.FaultPlan, optional
     """
 
     def __init__(self, comm, protocol, worker, runner, stragglers, d, faults=None):

@@ -10,7 +10,7 @@ chunk times are exact for this, because only the triggering prefix matters. In d
 mode the PS decodes at the deadline unless the trigger fires first (as the runtime does).
 
 ``overhead_ratio`` = sum of measured iteration times / sum of predicted ones, over the
-iterations with a finite prediction (an iteration that ended on the runtime's safety
+iterations with a finite prediction (an iteration that ended on the runtime's iteration
 timeout, for instance, has none).
 """
 

@@ -1,30 +1,11 @@
-"""Pure-Python parts of the runtime (no MPI)."""
+"""The run log: strict JSON, atomic writes, the iterations file, the progress line."""
 
 import json
 import math
 import os
-import time
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
-
-
-# -- unit tests ----------------------------------------------------------------------------
-def test_backoff_grows_to_its_ceiling_and_resets():
-    from mpigc.runtime.poll import Backoff
-
-    b = Backoff(first=1e-6, longest=8e-6)
-    delays = []
-    for _ in range(6):
-        delays.append(b.delay)
-        b.wait()
-    assert delays == [1e-6, 2e-6, 4e-6, 8e-6, 8e-6, 8e-6]
-    b.reset()
-    assert b.delay == 1e-6
-    t0 = time.perf_counter()
-    Backoff(first=0.5, longest=0.5).wait(at_most=0.0)
-    assert time.perf_counter() - t0 < 0.1
 
 
 def test_clean_makes_strict_json():
@@ -78,66 +59,6 @@ def test_check_out_dir(tmp_path):
     assert check_out_dir(str(tmp_path / "new" / "dir")) is None
     (tmp_path / "file").write_text("x")
     assert "not a directory" in check_out_dir(str(tmp_path / "file"))
-
-
-def _args(**over):
-    base = dict(scheme="psgc", assignment="cyclic", load=None, ell=1, ordering="optimal",
-                beta="gaussian", tolerance=None, deadline=None, stragglers="none", seed=0,
-                data=None, model="logistic", chunk_time=0.0, iterations=5, optimizer="gd",
-                lr="auto", l2=1e-4, out=None, verify=False, resume=None, checkpoint_every=0,
-                faults=None, transmit_timeout=None, dtype="float64", row_block=256,
-                quiet=True, iteration_timeout=None)
-    base.update(over)
-    return SimpleNamespace(**base)
-
-
-@pytest.mark.parametrize("over, match", [
-    (dict(iterations=0), "--iterations"),
-    (dict(lr="fast"), "--lr"),
-    (dict(lr="-1"), "--lr"),
-    (dict(chunk_time=float("nan")), "--chunk-time"),
-    (dict(l2=-1.0), "--l2"),
-    (dict(row_block=0), "--row-block"),
-    (dict(iteration_timeout=0.0), "--iteration-timeout"),
-    (dict(checkpoint_every=-1), "--checkpoint-every"),
-    (dict(faults="bogus"), "--faults"),
-])
-def test_config_rejects_bad_options(over, match):
-    from mpigc import config
-    from mpigc.errors import UsageError
-
-    with pytest.raises(UsageError, match=match):
-        config.from_args(_args(**over))
-
-
-def test_config_builds_protocol_and_refuses_failures_with_allreduce():
-    from mpigc import config
-    from mpigc.errors import UsageError
-
-    cfg = config.from_args(_args(lr="0.5"))
-    assert cfg.lr == 0.5 and config.from_args(_args()).lr is None
-    p = cfg.protocol(4)
-    assert p.scheme.name == "psgc" and p.assignment.n_workers == 4
-    ar = config.from_args(_args(scheme="allreduce",
-                                stragglers="bimodal:p=0.1,slowdown=2+fail:p=0.1"))
-    with pytest.raises(UsageError, match="allreduce"):
-        ar.straggler_model(4)
-
-
-def test_safety_timeout_adapts_to_the_run():
-    from mpigc.runtime.ps import TIMEOUT_FACTOR, TIMEOUT_FLOOR, ParameterServer
-    from mpigc.schemes import build_protocol
-
-    protocol = build_protocol("uncoded", 4)
-    ps = ParameterServer(None, protocol, np.full(4, 10), 3)
-    assert ps.limit() == math.inf  # first iteration, nothing reported: chunks may be long
-    assert ps.limit(first_report=0.001) == TIMEOUT_FLOOR
-    assert ps.limit(first_report=2.0) == TIMEOUT_FACTOR * 2.0
-    for seconds in (0.5, 0.3, 9.0):
-        ps.record(seconds)
-    assert ps.limit() == TIMEOUT_FACTOR * 0.5
-    assert ps.limit(first_report=0.7) == TIMEOUT_FACTOR * 0.7
-    assert ParameterServer(None, protocol, np.full(4, 10), 3, timeout=0.25).limit(5.0) == 0.25
 
 
 class _Stream:

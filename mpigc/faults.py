@@ -19,16 +19,13 @@ Grammar::
 * ``fail``: the worker processes and reports nothing in those iterations (it still takes
   part in every collective).
 * ``nan``: the worker's vector is NaN (the PS stops the run, exit status
-  :data:`EXIT_NONFINITE`).
+  :data:`mpigc.errors.EXIT_NONFINITE`).
 """
 
 import math
 from dataclasses import dataclass
 
 from mpigc.errors import UsageError, require
-
-# Exit status of a run stopped by a non-finite gradient or loss (2 is bad input).
-EXIT_NONFINITE = 3
 
 KINDS = {"stall": ("worker", "seconds", "iteration"),
          "fail": ("worker", "iteration"),

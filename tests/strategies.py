@@ -1,7 +1,6 @@
 """Hypothesis strategies and independent references shared by the coding tests."""
 
 import numpy as np
-from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mpigc.coding import Assignment
@@ -49,11 +48,3 @@ def make_decodable(a, state, ell, rng):
             i = missing[rng.integers(len(missing))]
             s[i] = a.position(i, j)
     return s
-
-
-@settings(max_examples=30, deadline=None)
-@given(assignments())
-def test_strategy_yields_valid_assignments(a):
-    assert a.matrix.any(axis=1).all()
-    for i in range(a.n_workers):
-        assert sorted(a.orderings[i]) == np.flatnonzero(a.matrix[:, i]).tolist()

@@ -1,0 +1,247 @@
+"""The iteration loop: rank 0 drives the optimizer, the workers follow its broadcasts.
+
+The optimizer reaches the engines only through :meth:`Objective.evaluate`; everything
+else here (checkpoints at iteration boundaries, the record of each evaluation, the stop
+broadcast and the final evaluation) happens around it. See docs/ARCHITECTURE.md.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+import numpy as np
+
+from mpigc import models
+from mpigc.errors import EXIT_NONFINITE
+from mpigc.optim import make_optimizer
+from mpigc.runtime import checkpoint, summary
+from mpigc.runtime.commands import Command
+from mpigc.runtime.log import RunLog
+from mpigc.runtime.ps import Gathered
+
+# Tests only: rank 0 sends itself SIGUSR1 at the start of this iteration (a stop that
+# lands at a known iteration boundary).
+TEST_SIGNAL_ENV = "MPIGC_TEST_SIGNAL_AT_ITERATION"
+
+
+class NonFinite(Exception):
+    """A worker sent a non-finite gradient or loss; the run stops after logging it."""
+
+    def __init__(self, worker: int, iteration: int):
+        super().__init__(f"non-finite gradient or loss from worker {worker} in iteration "
+                         f"{iteration}")
+
+
+@dataclass
+class Evaluation:
+    """One call of :meth:`Objective.evaluate`, as the log sees it."""
+
+    iteration: int
+    w: np.ndarray
+    loss: float
+    gradient: np.ndarray
+    gathered: Gathered
+    duration: float
+
+
+class Objective:
+    """``F(w) = mean loss over the rows + l2/2 |w|^2``, evaluated by the whole cluster.
+
+    :meth:`evaluate` is the only contract between an optimizer and the engines.
+
+    How to use it: an optimizer's ``step(evaluate)`` calls ``evaluate(w)`` at each point it
+    needs (GD at its iterate, Nesterov at its look-ahead point, a line search at each
+    trial step) and updates its own state from the returned ``(loss, gradient)``; it never
+    sees MPI, the engines or the log. Each call is one numbered iteration of the protocol
+    and costs one round trip of the cluster: it is logged as one record of
+    ``iterations.jsonl`` and counts towards the iteration timeout's median. Call it on
+    rank 0 only, from the loop (the workers follow every broadcast). A call whose gradient
+    or loss is not finite is logged and then raises :class:`NonFinite`; let it propagate,
+    so the optimizer keeps the last good model.
+
+    Parameters
+    ----------
+    comm : mpigc.runtime.comm.Comm
+    engine : ParameterServer or AllreduceRoot
+        Anything with ``gather(iteration, w) -> Gathered`` and ``record(seconds)``.
+    d : int
+        Number of features.
+    l2 : float
+        Regularisation strength.
+    iteration : int
+        Number of the first evaluation (a resumed run continues the count).
+    on_evaluation : callable
+        Called with each :class:`Evaluation`, before a :class:`NonFinite` is raised.
+    """
+
+    def __init__(self, comm, engine, d: int, l2: float, iteration: int,
+                 on_evaluation: Callable[[Evaluation], None]):
+        self.comm, self.engine, self.d, self.l2 = comm, engine, d, l2
+        self.iteration = iteration
+        self.on_evaluation = on_evaluation
+        self.command = Command.CONTINUE  # sent with the next evaluation, then reset
+
+    def evaluate(self, w: np.ndarray) -> tuple[float, np.ndarray]:
+        """One distributed evaluation at ``w``: ``(loss, gradient)`` of ``F``.
+
+        Rank 0 broadcasts ``w``, the engine gathers the workers' coded gradients and chunk
+        losses and decodes them. The loss is exact when every chunk was recovered and an
+        estimate otherwise (mean over the recovered rows); so is the gradient in deadline
+        mode. Raises :class:`NonFinite` (after logging) on a non-finite result.
+        """
+        w = np.array(w, dtype=np.float64)
+        t = self.iteration
+        start = time.perf_counter()
+        self.comm.bcast_iteration(self.d, t, self.command, w)
+        self.command = Command.CONTINUE
+        gathered = self.engine.gather(t, w)
+        gradient = gathered.grad + self.l2 * w
+        loss = gathered.data_loss + 0.5 * self.l2 * float(w @ w)
+        duration = time.perf_counter() - start
+        self.engine.record(duration)
+        self.iteration += 1
+        self.on_evaluation(Evaluation(t, w, loss, gradient, gathered, duration))
+        if gathered.nonfinite is not None:
+            raise NonFinite(gathered.nonfinite, t)
+        return loss, gradient
+
+    def stop(self, command: Command, w: np.ndarray) -> None:
+        """Broadcast a stop ``command`` with the final model ``w`` (no evaluation)."""
+        self.comm.bcast_iteration(self.d, self.iteration, command,
+                                  np.array(w, dtype=np.float64))
+
+
+class History:
+    """Rank 0's record of the run: durations, errors, log, and what a checkpoint saves."""
+
+    def __init__(self, job, log: RunLog):
+        self.job, self.log = job, log
+        self.durations, self.errors, self.stale = [], [], 0
+        self.before, self.starts = 0.0, [0]  # seconds and iterations of earlier segments
+        self.started = time.perf_counter()
+
+    def restore(self, ck: checkpoint.Checkpoint, previous: list, opt, engine) -> None:
+        """Continue from the checkpoint ``ck`` (``previous``: its iteration records)."""
+        opt.load_state_dict(ck.optimizer)
+        self.durations, self.errors, self.stale = list(ck.durations), list(ck.grad_rel_err), ck.stale
+        self.before, self.starts = ck.elapsed_s, ck.starts + [ck.iteration]
+        self.log.restore(previous, ck.triggers)
+        for seconds in self.durations:
+            engine.record(seconds)
+
+    def elapsed(self) -> float:
+        """Seconds of the whole run, earlier segments included."""
+        return self.before + time.perf_counter() - self.started
+
+    def record(self, ev: Evaluation) -> None:
+        """Log one evaluation (with ``--verify``, against the exact NumPy objective)."""
+        cfg, g = self.job.cfg, ev.gathered
+        self.durations.append(ev.duration)
+        self.stale += g.stale
+        err = objective = None
+        if self.job.full is not None:
+            X, y = self.job.full
+            exact = models.gradient(cfg.model, X, y, ev.w, cfg.l2)
+            err = float(np.linalg.norm(ev.gradient - exact) / max(np.linalg.norm(exact), 1e-300))
+            self.errors.append(err)
+            objective = models.objective(cfg.model, X, y, ev.w, cfg.l2)
+        self.log.iteration({
+            "iteration": ev.iteration, "duration_s": ev.duration, "trigger": g.trigger,
+            "state": g.state, "loss": ev.loss, "grad_rel_err": err, "objective": objective,
+            "chunk_times": g.chunk_times, "recovered_fraction": g.recovered,
+            "stale_messages": g.stale, "dropped": g.dropped, "rounds": g.rounds,
+            "waited": g.waited})
+
+    def checkpoint(self, iteration: int, lr: float, opt) -> checkpoint.Checkpoint:
+        """The :class:`~mpigc.runtime.checkpoint.Checkpoint` before ``iteration``."""
+        return checkpoint.Checkpoint(
+            iteration=iteration, lr=lr, optimizer=opt.state_dict(),
+            fingerprint=checkpoint.fingerprint(self.job.cfg, self.job.comm.size),
+            durations=self.durations, grad_rel_err=self.errors, stale=self.stale,
+            triggers=self.log.triggers, elapsed_s=self.elapsed(), starts=self.starts)
+
+
+def boundary_command(job, t: int, first: int) -> Command:
+    """Rank 0's command at the boundary before iteration ``t`` (``first``: where this
+    process started): stop with a checkpoint after a signal, checkpoint every
+    ``--checkpoint-every`` iterations, else continue."""
+    every = job.cfg.checkpoint_every
+    if job.stop.requested:
+        return Command.CHECKPOINT_STOP
+    if every and t % every == 0 and t != first:
+        return Command.CHECKPOINT
+    return Command.CONTINUE
+
+
+def run_root(job, lr: float) -> Optional[int]:
+    """Rank 0: the optimizer's iterations, then the final evaluation and the outputs."""
+    cfg = job.cfg
+    engine = job.engine_root()
+    opt = make_optimizer(cfg.optimizer, lr, np.zeros(job.d),
+                         mu=cfg.l2 if cfg.optimizer == "nesterov" else 0.0)
+    history = History(job, RunLog(cfg.out, cfg.iterations, quiet=cfg.quiet))
+    if job.resumed is not None:
+        history.restore(job.resumed, job.previous, opt, engine)
+    first = history.starts[-1]
+    objective = Objective(job.comm, engine, job.d, cfg.l2, first, history.record)
+    signal_at = int(os.environ.get(TEST_SIGNAL_ENV, -1))
+    failure = None  # message of a non-finite gradient or loss (the run stops)
+    engine.connect()
+    history.started = time.perf_counter()
+    for t in range(first, cfg.iterations):
+        if t == signal_at:
+            signal.raise_signal(signal.SIGUSR1)
+        command = boundary_command(job, t, first)
+        if command != Command.CONTINUE and cfg.out is not None:
+            checkpoint.save(cfg.out, history.checkpoint(t, lr, opt))
+        if command == Command.CHECKPOINT_STOP:
+            objective.stop(command, opt.point())
+            history.log.suspend()
+            job.comm.finish()
+            summary.report_stop(cfg, t)
+            return None
+        objective.command = command
+        try:
+            opt.step(objective.evaluate)
+        except NonFinite as exc:  # the optimizer kept the model before this iteration
+            failure = str(exc)
+            break
+    return _finish_root(job, objective, history, opt.w, lr, failure)
+
+
+def _finish_root(job, objective, history, w, lr, failure):
+    """The stop broadcast, the exact final evaluation, the outputs and the last line."""
+    cfg, comm = job.cfg, job.comm
+    total = history.elapsed()
+    w_final = np.array(w, dtype=np.float64)
+    objective.stop(Command.STOP if failure is None else Command.NONFINITE_STOP, w_final)
+    loss_sum, correct = comm.reduce_sum(np.zeros(2))
+    comm.finish()
+    final_loss = loss_sum / job.n_rows + 0.5 * cfg.l2 * float(w_final @ w_final)
+    accuracy = correct / job.n_rows if cfg.model == "logistic" else None
+    result = summary.summarise(job, history, total, final_loss, accuracy, lr, failure)
+    history.log.finish(result, summary.model_file(job, w_final, lr))
+    return summary.report(job, result, failure)
+
+
+def run_worker(job) -> Optional[int]:
+    """A worker: evaluate at every broadcast point until a stop, then the final evaluation."""
+    engine = job.engine_worker()
+    job.data.warm(job.cfg.model, np.zeros(job.d))
+    engine.connect()  # the last collective before the first iteration
+    while True:
+        iteration, command, w = job.comm.bcast_iteration(job.d)
+        if not command.evaluates:
+            break
+        engine.iterate(iteration, w)
+    if command == Command.CHECKPOINT_STOP:
+        job.comm.finish()
+        return None
+    loss, correct = job.data.evaluate(job.cfg.model, job.owned(), w)
+    job.comm.reduce_sum(np.array([loss, correct], dtype=np.float64))
+    job.comm.finish()
+    return EXIT_NONFINITE if command == Command.NONFINITE_STOP else None

@@ -1,0 +1,75 @@
+"""What rank 0 writes and prints at the end of a run: ``summary.json``, ``model.npz``,
+and the last line on stdout or stderr."""
+
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+from typing import Optional
+
+from mpigc.errors import EXIT_NONFINITE
+
+
+def summarise(job, history, total: float, final_loss: float, accuracy: Optional[float],
+              lr: float, failure: Optional[str]) -> dict:
+    """The ``summary.json`` object of a finished run (see docs/ARCHITECTURE.md)."""
+    cfg, p, durations = job.cfg, job.protocol, history.durations
+    loads = p.assignment.loads
+    return {
+        "scheme": cfg.scheme, "n_workers": job.n,
+        "load": int(loads.max()) if loads.min() == loads.max() else loads.tolist(),
+        "ell": p.ell, "iterations": len(durations),
+        "mean_iteration_s": statistics.fmean(durations),
+        "median_iteration_s": statistics.median(durations),
+        "total_s": total, "final_loss": final_loss, "accuracy": accuracy,
+        "max_grad_rel_err": max(history.errors) if history.errors else None,
+        "mpi_library": job.mpi_library, "lr": lr, "triggers": history.log.triggers,
+        "stale_messages": history.stale,
+        "data": {"name": job.source.name, "n_rows": job.n_rows, "n_features": job.d},
+        "config": {
+            "scheme": cfg.scheme, "assignment": cfg.assignment,
+            "load": int(loads.max()), "ell": p.ell, "ordering": cfg.ordering,
+            "orderings": [list(map(int, o)) for o in p.assignment.orderings],
+            "seed": cfg.seed, "tolerance": p.tolerance, "deadline": cfg.deadline,
+            "beta": cfg.beta, "workers": job.n, "stragglers": cfg.stragglers,
+            "chunk_time": cfg.chunk_time, "data": cfg.data, "model": cfg.model,
+            "optimizer": cfg.optimizer, "lr": "auto" if cfg.lr is None else cfg.lr,
+            "l2": cfg.l2, "iterations": cfg.iterations, "row_block": cfg.row_block,
+            "dtype": cfg.dtype, "verify": cfg.verify,
+            "iteration_timeout": cfg.iteration_timeout},
+        "run_starts": history.starts,  # iteration at which each resumed segment began
+        "error": failure,
+    }
+
+
+def model_file(job, w, lr: float) -> dict:
+    """The arrays and scalars of ``model.npz``."""
+    cfg = job.cfg
+    return {"w": w, "model": cfg.model, "scheme": cfg.scheme, "iterations": cfg.iterations,
+            "lr": lr, "l2": cfg.l2, "optimizer": cfg.optimizer, "n_features": job.d}
+
+
+def report(job, summary: dict, failure: Optional[str]) -> Optional[int]:
+    """Print the run's last line; the exit status (None: 0)."""
+    cfg = job.cfg
+    if failure is not None:
+        kept = (f"last good model kept in {os.path.join(cfg.out, 'model.npz')}"
+                if cfg.out else "no --out DIR: the model was not kept")
+        print(f"mpigc: error: {failure}; {kept}", file=sys.stderr, flush=True)
+        return EXIT_NONFINITE
+    if not cfg.quiet:
+        acc = "" if summary["accuracy"] is None else f", accuracy {summary['accuracy']:.4f}"
+        where = f"; wrote {cfg.out}" if cfg.out else ""
+        print(f"mpigc: {cfg.scheme} with {job.n} workers: {cfg.iterations} iterations, "
+              f"mean {summary['mean_iteration_s']:.4f} s/iteration, final loss "
+              f"{summary['final_loss']:.8g}{acc}{where}", flush=True)
+    return None
+
+
+def report_stop(cfg, iteration: int) -> None:
+    """The line of a run stopped by a signal at ``iteration``."""
+    print(f"mpigc: checkpoint at iteration {iteration} written to {cfg.out}; resume with "
+          f"--resume {cfg.out}" if cfg.out is not None else
+          f"mpigc: stopped by signal at iteration {iteration}; no checkpoint written "
+          f"(no --out DIR)", flush=True)
