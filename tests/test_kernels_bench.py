@@ -30,6 +30,19 @@ def test_bench_json_fields(capsys, monkeypatch):
     assert 0 < result["cached_first_call_s"] < 60
 
 
+@pytest.mark.timeout(120)
+def test_bench_default_sizes(monkeypatch):
+    # the default path: each layout its own row count, from the cache size and a floor
+    monkeypatch.setattr(bench, "first_call_seconds", lambda *a, **k: (0.0, 0.0, 0.0))
+    monkeypatch.setattr(bench, "last_level_cache_bytes", lambda: 512)
+    monkeypatch.setattr(bench, "MIN_MATRIX_BYTES", 1024)
+    result = bench.run(None, 4, 1)
+    assert {k: v["rows"] for k, v in result["layouts"].items()} == {
+        "dense64": 64, "dense32": 128, "csr": 6}
+    assert all(v["bytes"] >= 2048 for v in result["layouts"].values())
+    assert result["last_level_cache_bytes"] == 512 and not result["memory_limited"]
+
+
 @pytest.mark.parametrize("model", ("logistic", "linear"))
 def test_problem_and_reference(model):
     problems, y = bench.make_problem(dict.fromkeys(bench.LAYOUTS, 50), 3)

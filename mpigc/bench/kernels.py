@@ -231,7 +231,7 @@ def _timed_calls(problems, y):
         grad = np.zeros(X.shape[1])
         timed["read", layout] = partial(_numpy_read, streamed_arrays(X))
         for model in MODELS:
-            timed[model, layout] = partial(loss_grad, model, X, y, w, 0, n, grad)
+            timed[model, layout] = partial(loss_grad, model, X, y[:n], w, 0, n, grad)
             timed[model, layout, "ref"] = partial(reference, model, X, y[:n], w)
     return timed
 
