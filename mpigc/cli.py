@@ -14,12 +14,20 @@ from mpigc import __version__
 from mpigc.errors import EXIT_USAGE, UsageError
 from mpigc.runtime import launch
 
+CONVERGENCE_CONFIGS = ("psgc+lbfgs", "psgc+nesterov", "gc+gd", "allreduce+lbfgs",
+                       "uncoded+lbfgs")
+
 # NumPy (and so mpigc.config, which reads the scheme names from mpigc.schemes) is imported
 # only after launch.configure() has limited the BLAS threads: see build_parser.
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse that raises UsageError instead of printing usage and exiting."""
+    """argparse that raises UsageError instead of printing usage and exiting, and takes
+    no abbreviations (``--tol`` must never silently mean another option)."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message):
         raise UsageError(message)
@@ -90,6 +98,29 @@ def _add_bench(b):
                     help="runs of each scheme (interleaved); medians are reported")
     bt.add_argument("--out", default=None, metavar="DIR", help="keep the runs in DIR")
 
+    bc = bsub.add_parser("convergence", help="time and evaluations to 1e-6 relative "
+                                             "suboptimality, per scheme and optimizer")
+    bc.add_argument("--json", action="store_true")
+    bc.add_argument("--problems", default="breast_cancer,ill_conditioned,diabetes,spark",
+                    metavar="LIST", help="breast_cancer, ill_conditioned, diabetes, spark")
+    bc.add_argument("--configs", default=",".join(CONVERGENCE_CONFIGS), metavar="LIST",
+                    help="SCHEME+OPTIMIZER pairs")
+    bc.add_argument("--workers", type=int, default=8)
+    bc.add_argument("--load", type=int, default=3)
+    bc.add_argument("--stragglers", default="bimodal:p=0.25,slowdown=8")
+    bc.add_argument("--chunk-time", type=float, default=0.02)
+    bc.add_argument("--seed", type=int, default=0)
+    bc.add_argument("--first-order-budget", type=int, default=600, metavar="K",
+                    help="evaluations of gd and nesterov (their --iterations)")
+    bc.add_argument("--lbfgs-budget", type=int, default=200, metavar="K",
+                    help="L-BFGS steps (--iterations; a step takes one or more evaluations)")
+    bc.add_argument("--rows", type=int, default=None, metavar="N",
+                    help="rows of the synthetic problems (default 100000 and 200000)")
+    bc.add_argument("--spark-python", default=None, metavar="PYTHON",
+                    help="an interpreter with pyspark (and a JDK on PATH): Spark MLlib is "
+                         "then measured on the spark problem in the same run")
+    bc.add_argument("--out", default=None, metavar="DIR", help="keep the runs in DIR")
+
 
 # subcommand -> "module:function" taking the parsed arguments, returning an exit status
 _HANDLERS = {
@@ -98,6 +129,7 @@ _HANDLERS = {
     ("bench", "kernels"): "mpigc.bench.kernels:main",
     ("bench", "scaling"): "mpigc.bench.scaling:main",
     ("bench", "stragglers"): "mpigc.bench.stragglers:main",
+    ("bench", "convergence"): "mpigc.bench.convergence:main",
     "warmup": "mpigc.kernels:warmup_main",
 }
 

@@ -18,15 +18,19 @@ from typing import Any, Optional
 
 from mpigc.errors import UsageError, require
 from mpigc.faults import FaultPlan
+from mpigc.optim import OPTIMIZERS, gradient_tol, optimizer_class
 from mpigc.schemes import SCHEMES, Protocol, build_protocol, get_scheme
 from mpigc.stragglers import StragglerModel, parse_stragglers
 
 PROTOCOL = "protocol"  # the group of options shared by ``train`` and ``simulate``
+PRECONDITIONERS = ("std", "none")
 
 
-def _option(default, help=None, *, metavar=None, choices=None, type=None, group="train"):
+def _option(default, help=None, *, metavar=None, choices=None, type=None, group="train",
+            aliases=()):
     """A :class:`TrainConfig` field with its command-line settings in the metadata."""
-    meta = {"help": help, "metavar": metavar, "choices": choices, "type": type, "group": group}
+    meta = {"help": help, "metavar": metavar, "choices": choices, "type": type, "group": group,
+            "aliases": aliases}
     return dataclasses.field(default=default, metadata=meta)
 
 
@@ -47,9 +51,9 @@ class TrainConfig:
     ell: int = _option(1, "communication parameter", metavar="L", type=int, group=PROTOCOL)
     ordering: str = _option("optimal", metavar="natural|random|optimal|FILE", group=PROTOCOL)
     beta: str = _option("gaussian", choices=("gaussian", "vandermonde"), group=PROTOCOL)
-    tolerance: Optional[int] = _option(
+    straggler_tolerance: Optional[int] = _option(
         None, "stragglers tolerated by gc/ignore-stragglers (default: min replication - ell)",
-        metavar="S", type=int, group=PROTOCOL)
+        metavar="S", type=int, group=PROTOCOL, aliases=("--tolerance",))
     deadline: Optional[float] = _option(
         None, "approximate mode: decode at time T after the iteration starts (seconds in "
         "train; chunk times in simulate)", metavar="T", type=float, group=PROTOCOL)
@@ -66,8 +70,20 @@ class TrainConfig:
         0.0, "nominal chunk time; straggler factors multiply max(this, compute time)",
         metavar="SECONDS", type=float)
     iterations: int = _option(50, metavar="K", type=int)
-    optimizer: str = _option("gd", choices=("gd", "nesterov"))
-    lr: Optional[float] = _option(None, "step size (default: auto, 1/L)", metavar="ETA|auto")
+    optimizer: str = _option("gd", choices=OPTIMIZERS)
+    lr: Optional[float] = _option(
+        None, "gd/nesterov step size in the optimizer's coordinates (default: auto, 1/L)",
+        metavar="ETA|auto")
+    history: int = _option(10, "lbfgs: curvature pairs kept", metavar="M", type=int)
+    tol: Optional[float] = _option(
+        None, "stop once max_i |dF/dw_i| <= TOL, the largest entry of the full gradient of "
+        "the objective F (mean loss + l2/2 |w|^2) in the user's coordinates, absolute: "
+        "scikit-learn's tol of its lbfgs solver; tested at every gradient the optimizer may "
+        "stop at (default: run --iterations steps)", metavar="TOL", type=float)
+    precondition: str = _option(
+        "std", "coordinates the optimizer works in: std (columns scaled by their standard "
+        "deviation, not centred, as Spark MLlib; the objective and the model stay in the "
+        "user's units) or none", choices=PRECONDITIONERS)
     l2: float = _option(1e-4, metavar="LAMBDA", type=float)
     out: Optional[str] = _option(None, metavar="DIR")
     verify: bool = _option(False)
@@ -95,7 +111,8 @@ class TrainConfig:
         """The scheme's :class:`~mpigc.schemes.Protocol` for ``n_workers`` workers."""
         return build_protocol(self.scheme, n_workers, assignment=self.assignment, load=self.load,
                               ell=self.ell, ordering=self.ordering, seed=self.seed,
-                              beta=self.beta, tolerance=self.tolerance, deadline=self.deadline)
+                              beta=self.beta, tolerance=self.straggler_tolerance,
+                              deadline=self.deadline)
 
     def fault_plan(self, n_workers: int) -> FaultPlan:
         """The :class:`~mpigc.faults.FaultPlan`, checked against ``n_workers``."""
@@ -123,12 +140,12 @@ def add_options(parser: argparse.ArgumentParser, group: Optional[str] = None) ->
         meta = f.metadata
         if group is not None and meta["group"] != group:
             continue
-        flag = "--" + f.name.replace("_", "-")
+        flags = ("--" + f.name.replace("_", "-"), *meta["aliases"])
         if f.default is False:
-            parser.add_argument(flag, action="store_true", help=meta["help"])
+            parser.add_argument(*flags, action="store_true", help=meta["help"])
             continue
         settings = {k: meta[k] for k in ("metavar", "choices", "type") if meta[k] is not None}
-        parser.add_argument(flag, default=f.default, help=meta["help"], **settings)
+        parser.add_argument(*flags, default=f.default, help=meta["help"], **settings)
 
 
 def arguments(**overrides: Any) -> argparse.Namespace:
@@ -184,6 +201,13 @@ def from_args(args: argparse.Namespace) -> TrainConfig:
     require(args.seed >= 0, f"--seed must be >= 0, got {args.seed}")
     if out is not None:
         require(str(out).strip() != "", "--out must name a directory")
+    require(args.history >= 1, f"--history must be at least 1, got {args.history}")
+    gradient_tol(args.tol)
+    if optimizer_class(args.optimizer).needs_exact:
+        require(args.deadline is None, f"--optimizer {args.optimizer} needs exact gradients "
+                f"and losses; --deadline decodes approximate ones")
+        require(get_scheme(args.scheme).exact, f"--optimizer {args.optimizer} needs exact "
+                f"gradients and losses; {args.scheme} decodes approximate ones")
     values = {f.name: getattr(args, f.name) for f in OPTIONS}
     values.update(
         chunk_time=_finite(args.chunk_time, "--chunk-time"), lr=parse_lr(args.lr),

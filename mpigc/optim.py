@@ -22,7 +22,6 @@ from scipy.optimize import line_search
 
 from mpigc.errors import UsageError
 
-OPTIMIZERS = ("gd", "nesterov", "lbfgs")
 CONVERGED, MAX_ITERATIONS, LINE_SEARCH_FAILED, SIGNAL = (
     "converged", "max_iterations", "line_search_failed", "signal")
 STOP_REASONS = (CONVERGED, MAX_ITERATIONS, LINE_SEARCH_FAILED, SIGNAL)
@@ -103,6 +102,8 @@ class GD(_Optimizer):
     """
 
     name = "gd"
+    uses_lr = True        # takes --lr (and --lr auto's 1/L)
+    needs_exact = False   # works on approximate gradients too
 
     def __init__(self, lr, w0):
         self.lr = _check_lr(lr)
@@ -124,6 +125,7 @@ class GD(_Optimizer):
         """One step: the gradient at :meth:`point`, then :meth:`update` (unless converged,
         in which case ``w`` becomes that point). Returns :data:`CONVERGED` or None."""
         x = np.array(self.point(), dtype=np.float64)
+        self.last = StepRecord()
         _, grad = evaluate(x)
         self.last = StepRecord(line_search=[False], accepted=0)
         if converged is not None and converged(grad):
@@ -221,6 +223,10 @@ class LBFGS(_Optimizer):
     """
 
     name = "lbfgs"
+    uses_lr = False
+    # the line search compares values and the update differences gradients: approximate
+    # ones break both
+    needs_exact = True
 
     def __init__(self, w0, history=10):
         history = int(history)
@@ -343,13 +349,22 @@ class LBFGS(_Optimizer):
             self.f, self.g = None, None
 
 
+OPTIMIZER_CLASSES = {cls.name: cls for cls in (GD, Nesterov, LBFGS)}
+OPTIMIZERS = tuple(OPTIMIZER_CLASSES)
+
+
+def optimizer_class(name):
+    """The class of the optimizer ``name`` (UsageError for an unknown one)."""
+    if name not in OPTIMIZER_CLASSES:
+        raise UsageError(f"unknown optimizer '{name}' (expected one of: "
+                         f"{', '.join(OPTIMIZERS)})")
+    return OPTIMIZER_CLASSES[name]
+
+
 def make_optimizer(name, lr, w0, mu=0.0, history=10):
     """An optimizer by name: ``gd`` and ``nesterov`` take ``lr`` (``mu`` only matters for
     Nesterov), ``lbfgs`` ignores it and keeps ``history`` curvature pairs."""
-    if name == "gd":
-        return GD(lr, w0)
-    if name == "nesterov":
-        return Nesterov(lr, w0, mu=mu)
-    if name == "lbfgs":
+    cls = optimizer_class(name)
+    if cls is LBFGS:
         return LBFGS(w0, history=history)
-    raise UsageError(f"unknown optimizer '{name}' (expected one of: {', '.join(OPTIMIZERS)})")
+    return Nesterov(lr, w0, mu=mu) if cls is Nesterov else GD(lr, w0)

@@ -63,6 +63,12 @@ class Scheme:
     def uses_ps(self):
         return self.trigger is not None
 
+    @property
+    def exact(self):
+        """Decodes the exact full gradient (outside deadline mode): every scheme but one
+        that rescales a partial sum."""
+        return not self.rescale
+
 
 SCHEMES = {
     s.name: s
@@ -301,14 +307,14 @@ def build_protocol(scheme, n_workers, assignment="cyclic", load=None, ell=1,
             tolerance = min(DEFAULT_LOAD - 1, n_workers - 1)
         else:
             tolerance = 0
-    require(0 <= tolerance < n_workers, f"--tolerance must be between 0 and {n_workers - 1}, "
-            f"got {tolerance}")
+    require(0 <= tolerance < n_workers, f"--straggler-tolerance must be between 0 and "
+            f"{n_workers - 1}, got {tolerance}")
     if coded:
         require(tolerance <= min_rep - ell, f"{scheme} tolerates at most min replication - ell "
-                f"= {min_rep - ell} stragglers, got --tolerance {tolerance}")
+                f"= {min_rep - ell} stragglers, got --straggler-tolerance {tolerance}")
         require(sch.frc_trigger is None or a.groups is None or tolerance == min_rep - ell,
-                f"--tolerance does not apply to {scheme} on a fractional repetition (it decodes "
-                f"once every group has {ell} finished worker{'s' if ell > 1 else ''}), got {tolerance}")
+                f"--straggler-tolerance does not apply to {scheme} on a fractional repetition "
+                f"(it decodes once every group has {ell} finished worker{'s' if ell > 1 else ''}), got {tolerance}")
     encoder = code
     if sch.encoder == "fixed" and ell == 1:
         encoder = FixedEncoder(coding.FixedCode(a, seed=seed))

@@ -34,3 +34,18 @@ def test_config_builds_protocol_and_refuses_failures_with_allreduce():
                                 stragglers="bimodal:p=0.1,slowdown=2+fail:p=0.1"))
     with pytest.raises(UsageError, match="allreduce"):
         ar.straggler_model(4)
+
+
+def test_tol_means_the_gradient_rule_and_no_option_is_abbreviated():
+    from mpigc import config
+    from mpigc.cli import build_parser
+    from mpigc.errors import UsageError
+
+    cfg = config.from_args(build_parser().parse_args(["train", "--tol", "1e-9",
+                                                      "--tolerance", "1"]))
+    assert cfg.tol == 1e-9 and cfg.straggler_tolerance == 1
+    assert cfg.optimizer == "gd" and cfg.precondition == "std" and cfg.history == 10
+    with pytest.raises(UsageError, match="unrecognized arguments: --opt lbfgs"):
+        build_parser().parse_args(["train", "--opt", "lbfgs"])
+    lbfgs = config.from_args(config.arguments(optimizer="lbfgs", scheme="gc-cover"))
+    assert lbfgs.protocol(4).scheme.exact

@@ -61,7 +61,8 @@ def _state(t=3, d=4):
     return Checkpoint(iteration=t, lr=0.1, optimizer=opt.state_dict(),
                       fingerprint={"ell": 1, "seed": 3, "lr": None, "world_size": 5},
                       durations=[0.1] * t, grad_rel_err=[], stale=2,
-                      triggers={"exact": t}, elapsed_s=1.5, starts=[0]), opt
+                      triggers={"exact": t}, elapsed_s=1.5, starts=[0],
+                      scale=2.0 ** np.arange(d)), opt
 
 
 def test_save_load_round_trip_continues_the_optimizer_exactly(tmp_path):
@@ -79,8 +80,11 @@ def test_save_load_round_trip_continues_the_optimizer_exactly(tmp_path):
         opt.update(row)
         resumed.update(row)
     assert np.array_equal(opt.w, resumed.w)
+    np.testing.assert_array_equal(got.scale, [1, 2, 4, 8])
     with np.load(checkpoint.path(tmp_path)) as z:  # the straggler RNG position
-        assert int(z["rng_position"]) == 3 and np.array_equal(z["w"], ck.optimizer["w"])
+        assert int(z["rng_position"]) == 3
+        # the model in the user's coordinates: the optimizer's divided by the scale
+        np.testing.assert_array_equal(z["w"], ck.optimizer["w"] / got.scale)
 
 
 def test_fingerprint_mismatch_names_the_option(tmp_path):
@@ -163,6 +167,27 @@ def test_config_checks_checkpoint_options():
 
 
 # -- under mpiexec -------------------------------------------------------------------------
+def test_lbfgs_stopped_by_sigusr1_and_resumed_is_bit_for_bit(tmp_path):
+    # a checkpoint between two L-BFGS steps carries the curvature pairs and the
+    # value and gradient at the iterate: the resumed run repeats every evaluation
+    opts = ["--scheme", "psgc", "--optimizer", "lbfgs", "--history", 3, "--chunk-time",
+            0.04, "--stragglers", _trace(tmp_path / "trace.txt"), "--l2", 1e-3]
+    ref, out = str(tmp_path / "ref"), str(tmp_path / "run")
+    assert_ok(_mpi(_args(ref, *opts)))
+    assert_ok(_mpi(_args(out, *opts), env={"MPIGC_TEST_SIGNAL_AT_ITERATION": str(STOP_AT)}))
+    ck = checkpoint.load(out)
+    assert ck.steps == STOP_AT and len(ck.optimizer["S"]) == 3
+    assert_ok(_mpi(["mpigc", "train", "--resume", out, "--data", DATA,
+                    "--iterations", ITERATIONS, "--quiet", *opts]))
+    assert np.array_equal(_w(out), _w(ref))
+    (s_ref, r_ref), (s, r) = read_run(ref), read_run(out)
+    keys = ("iteration", "step", "line_search", "accepted", "loss", "state")
+    assert [[x[k] for k in keys] for x in r] == [[x[k] for k in keys] for x in r_ref]
+    assert s["optimizer_steps"] == s_ref["optimizer_steps"] == ITERATIONS
+    assert s["evaluations"] == len(r) > ITERATIONS and s["stop_reason"] == "max_iterations"
+    assert s["run_starts"] == [0, ck.iteration] and s["final_loss"] == s_ref["final_loss"]
+
+
 @pytest.mark.parametrize("optimizer", ["nesterov", "gd"])
 def test_psgc_stopped_by_sigusr1_and_resumed_is_bit_for_bit(optimizer, tmp_path):
     opts = ["--scheme", "psgc", "--optimizer", optimizer, "--chunk-time", 0.04,

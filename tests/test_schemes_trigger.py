@@ -60,7 +60,7 @@ def test_gc_on_frc_uses_the_group_code_and_only_its_tolerance():
     p = build_protocol("gc", 8, "frc", 2)
     assert p.encoder.fixed.groups is not None and p.tolerance == 1
     assert build_protocol("gc", 8, "frc", 2, tolerance=1).trigger == "coverage"  # a replayed run
-    with pytest.raises(ValueError, match=r"--tolerance does not apply to gc on a fractional "
+    with pytest.raises(ValueError, match=r"--straggler-tolerance does not apply to gc on a fractional "
                                          r"repetition \(it decodes once every group has 1 "
                                          r"finished worker\), got 0"):
         build_protocol("gc", 8, "frc", 2, tolerance=0)

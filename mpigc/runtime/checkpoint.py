@@ -4,15 +4,17 @@ No MPI here: rank 0 saves and loads, :mod:`~mpigc.runtime.loop` broadcasts the d
 
 A checkpoint is ``DIR/checkpoint.npz`` (uncompressed, no pickles), written atomically
 (temporary file in DIR, fsync, rename, fsync of DIR: a reader sees the old checkpoint or
-the new one, never half of one; a leftover temporary file is ignored). It is taken at an
-iteration boundary and holds:
+the new one, never half of one; a leftover temporary file is ignored). It is taken between two
+optimizer steps (never inside a line search) and holds:
 
-* ``format`` (:data:`FORMAT`), ``iteration``: the next iteration to run (iterations
-  ``0..iteration-1`` are done), ``rng_position``: the same number, because the straggler
-  draws are a pure function of ``(seed, iteration)`` (:mod:`mpigc.stragglers`);
-* ``w``: the model; ``opt_<key>``: the optimizer's ``state_dict`` (GD: name, lr,
-  iteration, w; Nesterov also mu, t, y), restored exactly;
-* ``lr``: the step actually used (``--lr auto`` is not recomputed on resume);
+* ``format`` (:data:`FORMAT`), ``iteration``: the next evaluation (protocol iteration) to
+  run (``0..iteration-1`` are done), ``rng_position``: the same number, because the
+  straggler draws are a pure function of ``(seed, iteration)`` (:mod:`mpigc.stragglers`);
+* ``w``: the model (user coordinates); ``opt_<key>``: the optimizer's ``state_dict`` in its
+  own coordinates (GD: name, lr, iteration = steps done, w; Nesterov also mu, t, y; L-BFGS
+  the value and gradient at w and the curvature pairs), restored exactly;
+* ``lr``: the step actually used (``--lr auto`` is not recomputed on resume; NaN for
+  L-BFGS), ``scale``: the optimizer's feature scale (not recomputed either);
 * ``durations``, ``grad_rel_err``, ``stale``, ``triggers`` (JSON), ``elapsed_s``,
   ``starts`` (the iteration at which each run segment started): what ``summary.json``
   needs to cover the whole run;
@@ -36,14 +38,15 @@ from mpigc.errors import UsageError
 from mpigc.runtime.log import ITERATIONS, atomic_write, read_records
 
 FILENAME = "checkpoint.npz"
-FORMAT = "mpigc-checkpoint-1"
+FORMAT = "mpigc-checkpoint-2"
 # Options that change the trajectory (not --iterations, --out, --resume, --quiet,
 # --checkpoint-every, --verify, and not the timeouts --iteration-timeout and
 # --transmit-timeout). File-valued options (assignment, ordering, trace stragglers, data)
 # are compared by name, not by contents.
 FINGERPRINT_OPTIONS = ("scheme", "assignment", "load", "ell", "ordering", "seed", "beta",
-                       "tolerance", "deadline", "stragglers", "faults", "chunk_time", "data",
-                       "model", "optimizer", "lr", "l2", "dtype", "row_block")
+                       "straggler_tolerance", "deadline", "stragglers", "faults",
+                       "chunk_time", "data", "model", "optimizer", "lr", "history", "tol",
+                       "precondition", "l2", "dtype", "row_block")
 WORLD = "world_size"
 STOP_SIGNALS = (signal.SIGUSR1, signal.SIGTERM)
 
@@ -97,14 +100,22 @@ class Checkpoint:
     triggers: dict
     elapsed_s: float
     starts: list
+    scale: np.ndarray
+
+    @property
+    def steps(self):
+        """Optimizer steps done."""
+        return int(self.optimizer["iteration"])
 
 
 def save(directory, ck):
     """Atomically write the :class:`Checkpoint` ``ck`` to ``DIR/checkpoint.npz``."""
     arrays = {
         "format": np.array(FORMAT), "iteration": np.int64(ck.iteration),
-        "rng_position": np.int64(ck.iteration), "lr": np.float64(ck.lr),
-        "w": np.asarray(ck.optimizer["w"], dtype=np.float64),
+        "rng_position": np.int64(ck.iteration),
+        "lr": np.float64(np.nan if ck.lr is None else ck.lr),
+        "scale": np.asarray(ck.scale, dtype=np.float64),
+        "w": np.asarray(ck.optimizer["w"], dtype=np.float64) / ck.scale,
         "durations": np.asarray(ck.durations, dtype=np.float64),
         "grad_rel_err": np.asarray(ck.grad_rel_err, dtype=np.float64),
         "stale": np.int64(ck.stale), "triggers": np.array(json.dumps(ck.triggers)),
@@ -136,8 +147,10 @@ def load(directory):
         durations = data["durations"].tolist()
         if len(durations) != iteration or int(data["rng_position"]) != iteration:
             raise ValueError(f"{len(durations)} durations for iteration {iteration}")
+        lr = float(data["lr"])
         return Checkpoint(
-            iteration=iteration, lr=float(data["lr"]), optimizer=optimizer, fingerprint=fp,
+            iteration=iteration, lr=lr if np.isfinite(lr) else None, optimizer=optimizer,
+            fingerprint=fp, scale=np.array(data["scale"], dtype=np.float64),
             durations=durations, grad_rel_err=data["grad_rel_err"].tolist(),
             stale=int(data["stale"]), triggers=json.loads(str(data["triggers"])),
             elapsed_s=float(data["elapsed_s"]), starts=data["starts"].tolist())

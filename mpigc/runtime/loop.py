@@ -1,8 +1,16 @@
 """The iteration loop: rank 0 drives the optimizer, the workers follow its broadcasts.
 
-The optimizer reaches the engines only through :meth:`Objective.evaluate`; everything
-else here (checkpoints at iteration boundaries, the record of each evaluation, the stop
-broadcast and the final evaluation) happens around it. See docs/ARCHITECTURE.md.
+The optimizer reaches the engines only through :meth:`Objective.evaluate`, in its own
+coordinates ``v = scale * w`` (:func:`mpigc.scaling.scaled`); everything else here
+(checkpoints between optimizer steps, the record of each evaluation, the stopping rules,
+the stop broadcast and the final evaluation) happens around it. See docs/ARCHITECTURE.md.
+
+Records and steps: every evaluation is one record of ``iterations.jsonl`` (``iteration``
+numbers the evaluations, as the protocol does). ``step`` is the optimizer step it belongs
+to, ``line_search`` whether it was a line-search trial, ``accepted`` whether the step ended
+there (one per finished step: every GD and Nesterov evaluation, the L-BFGS trial that the
+line search accepted; L-BFGS's first evaluation, at the start, is neither). A step's
+records are written when the step ends.
 """
 
 from __future__ import annotations
@@ -17,7 +25,8 @@ import numpy as np
 
 from mpigc import models
 from mpigc.errors import EXIT_NONFINITE
-from mpigc.optim import make_optimizer
+from mpigc.optim import MAX_ITERATIONS, gradient_tol, make_optimizer
+from mpigc.scaling import scaled, to_user
 from mpigc.runtime import checkpoint, summary
 from mpigc.runtime.commands import Command
 from mpigc.runtime.log import RunLog
@@ -118,11 +127,12 @@ class Objective:
 class History:
     """Rank 0's record of the run: durations, errors, log, and what a checkpoint saves."""
 
-    def __init__(self, job, log: RunLog):
-        self.job, self.log = job, log
+    def __init__(self, job, log: RunLog, scale: np.ndarray):
+        self.job, self.log, self.scale = job, log, scale
         self.durations, self.errors, self.stale = [], [], 0
         self.before, self.starts = 0.0, [0]  # seconds and iterations of earlier segments
         self.started = time.perf_counter()
+        self.pending = []  # records of the step in progress
 
     def restore(self, ck: checkpoint.Checkpoint, previous: list, opt, engine) -> None:
         """Continue from the checkpoint ``ck`` (``previous``: its iteration records)."""
@@ -138,7 +148,8 @@ class History:
         return self.before + time.perf_counter() - self.started
 
     def record(self, ev: Evaluation) -> None:
-        """Log one evaluation (with ``--verify``, against the exact NumPy objective)."""
+        """Keep one evaluation's record (with ``--verify``, against the exact NumPy
+        objective) until :meth:`end_step`."""
         cfg, g = self.job.cfg, ev.gathered
         self.durations.append(ev.duration)
         self.stale += g.stale
@@ -149,26 +160,36 @@ class History:
             err = float(np.linalg.norm(ev.gradient - exact) / max(np.linalg.norm(exact), 1e-300))
             self.errors.append(err)
             objective = models.objective(cfg.model, X, y, ev.w, cfg.l2)
-        self.log.iteration({
-            "iteration": ev.iteration, "duration_s": ev.duration, "trigger": g.trigger,
-            "state": g.state, "loss": ev.loss, "grad_rel_err": err, "objective": objective,
-            "chunk_times": g.chunk_times, "recovered_fraction": g.recovered,
-            "stale_messages": g.stale, "dropped": g.dropped, "rounds": g.rounds,
-            "waited": g.waited})
+        self.pending.append({
+            "iteration": ev.iteration, "duration_s": ev.duration, "elapsed_s": self.elapsed(),
+            "trigger": g.trigger, "state": g.state, "loss": ev.loss, "grad_rel_err": err,
+            "objective": objective, "chunk_times": g.chunk_times,
+            "recovered_fraction": g.recovered, "stale_messages": g.stale,
+            "dropped": g.dropped, "rounds": g.rounds, "waited": g.waited})
+
+    def end_step(self, step: int, last) -> None:
+        """Write the records of optimizer step ``step`` (``last``: the optimizer's
+        :class:`~mpigc.optim.StepRecord`; evaluations past it, cut short by a non-finite
+        result, count as neither trials nor accepted)."""
+        for k, record in enumerate(self.pending):
+            record.update(step=step, line_search=k < len(last.line_search)
+                          and bool(last.line_search[k]), accepted=k == last.accepted)
+            self.log.iteration(record)
+        self.pending = []
 
     def checkpoint(self, iteration: int, lr: float, opt) -> checkpoint.Checkpoint:
-        """The :class:`~mpigc.runtime.checkpoint.Checkpoint` before ``iteration``."""
+        """The :class:`~mpigc.runtime.checkpoint.Checkpoint` before evaluation ``iteration``."""
         return checkpoint.Checkpoint(
-            iteration=iteration, lr=lr, optimizer=opt.state_dict(),
+            iteration=iteration, lr=lr, optimizer=opt.state_dict(), scale=self.scale,
             fingerprint=checkpoint.fingerprint(self.job.cfg, self.job.comm.size),
             durations=self.durations, grad_rel_err=self.errors, stale=self.stale,
             triggers=self.log.triggers, elapsed_s=self.elapsed(), starts=self.starts)
 
 
 def boundary_command(job, t: int, first: int) -> Command:
-    """Rank 0's command at the boundary before iteration ``t`` (``first``: where this
+    """Rank 0's command at the boundary before optimizer step ``t`` (``first``: where this
     process started): stop with a checkpoint after a signal, checkpoint every
-    ``--checkpoint-every`` iterations, else continue."""
+    ``--checkpoint-every`` steps, else continue."""
     every = job.cfg.checkpoint_every
     if job.stop.requested:
         return Command.CHECKPOINT_STOP
@@ -177,53 +198,63 @@ def boundary_command(job, t: int, first: int) -> Command:
     return Command.CONTINUE
 
 
-def run_root(job, lr: float) -> Optional[int]:
-    """Rank 0: the optimizer's iterations, then the final evaluation and the outputs."""
+def run_root(job, lr: Optional[float], scale: np.ndarray, setup_s: float) -> Optional[int]:
+    """Rank 0: the optimizer's steps, then the final evaluation and the outputs."""
     cfg = job.cfg
     engine = job.engine_root()
+    # Nesterov's strong convexity in v: the penalty's smallest curvature l2 / max(scale)^2
     opt = make_optimizer(cfg.optimizer, lr, np.zeros(job.d),
-                         mu=cfg.l2 if cfg.optimizer == "nesterov" else 0.0)
-    history = History(job, RunLog(cfg.out, cfg.iterations, quiet=cfg.quiet))
+                         mu=cfg.l2 / float(np.max(scale)) ** 2, history=cfg.history)
+    history = History(job, RunLog(cfg.out, cfg.iterations, quiet=cfg.quiet), scale)
     if job.resumed is not None:
         history.restore(job.resumed, job.previous, opt, engine)
-    first = history.starts[-1]
-    objective = Objective(job.comm, engine, job.d, cfg.l2, first, history.record)
+    objective = Objective(job.comm, engine, job.d, cfg.l2, history.starts[-1], history.record)
+    evaluate, converged = scaled(objective.evaluate, scale), gradient_tol(cfg.tol, scale)
     signal_at = int(os.environ.get(TEST_SIGNAL_ENV, -1))
-    failure = None  # message of a non-finite gradient or loss (the run stops)
+    failure, reason = None, MAX_ITERATIONS  # failure: a non-finite gradient or loss
     engine.connect()
     history.started = time.perf_counter()
+    first = opt.iteration
     for t in range(first, cfg.iterations):
         if t == signal_at:
             signal.raise_signal(signal.SIGUSR1)
         command = boundary_command(job, t, first)
         if command != Command.CONTINUE and cfg.out is not None:
-            checkpoint.save(cfg.out, history.checkpoint(t, lr, opt))
+            checkpoint.save(cfg.out, history.checkpoint(objective.iteration, lr, opt))
         if command == Command.CHECKPOINT_STOP:
-            objective.stop(command, opt.point())
+            objective.stop(command, to_user(opt.w, scale))
             history.log.suspend()
             job.comm.finish()
             summary.report_stop(cfg, t)
             return None
         objective.command = command
+        stopped = None
         try:
-            opt.step(objective.evaluate)
-        except NonFinite as exc:  # the optimizer kept the model before this iteration
+            stopped = opt.step(evaluate, converged)
+        except NonFinite as exc:  # the optimizer kept the model before this step
             failure = str(exc)
+        history.end_step(t, opt.last)
+        if failure is not None:
             break
-    return _finish_root(job, objective, history, opt.w, lr, failure)
+        if stopped is not None:
+            reason = stopped
+            break
+    return _finish_root(job, objective, history, opt, lr, failure, reason, setup_s)
 
 
-def _finish_root(job, objective, history, w, lr, failure):
+def _finish_root(job, objective, history, opt, lr, failure, reason, setup_s):
     """The stop broadcast, the exact final evaluation, the outputs and the last line."""
     cfg, comm = job.cfg, job.comm
     total = history.elapsed()
-    w_final = np.array(w, dtype=np.float64)
+    w_final = to_user(opt.w, history.scale)
     objective.stop(Command.STOP if failure is None else Command.NONFINITE_STOP, w_final)
     loss_sum, correct = comm.reduce_sum(np.zeros(2))
     comm.finish()
     final_loss = loss_sum / job.n_rows + 0.5 * cfg.l2 * float(w_final @ w_final)
     accuracy = correct / job.n_rows if cfg.model == "logistic" else None
     result = summary.summarise(job, history, total, final_loss, accuracy, lr, failure)
+    result.update(optimizer_steps=opt.iteration, evaluations=len(history.durations),
+                  stop_reason=None if failure is not None else reason, setup_s=setup_s)
     history.log.finish(result, summary.model_file(job, w_final, lr))
     return summary.report(job, result, failure)
 

@@ -9,6 +9,7 @@ import sys
 from typing import Optional
 
 from mpigc.errors import EXIT_NONFINITE
+from mpigc.optim import SIGNAL
 
 
 def summarise(job, history, total: float, final_loss: float, accuracy: Optional[float],
@@ -35,6 +36,7 @@ def summarise(job, history, total: float, final_loss: float, accuracy: Optional[
             "beta": cfg.beta, "workers": job.n, "stragglers": cfg.stragglers,
             "chunk_time": cfg.chunk_time, "data": cfg.data, "model": cfg.model,
             "optimizer": cfg.optimizer, "lr": "auto" if cfg.lr is None else cfg.lr,
+            "history": cfg.history, "tol": cfg.tol, "precondition": cfg.precondition,
             "l2": cfg.l2, "iterations": cfg.iterations, "row_block": cfg.row_block,
             "dtype": cfg.dtype, "verify": cfg.verify,
             "iteration_timeout": cfg.iteration_timeout},
@@ -61,15 +63,17 @@ def report(job, summary: dict, failure: Optional[str]) -> Optional[int]:
     if not cfg.quiet:
         acc = "" if summary["accuracy"] is None else f", accuracy {summary['accuracy']:.4f}"
         where = f"; wrote {cfg.out}" if cfg.out else ""
-        print(f"mpigc: {cfg.scheme} with {job.n} workers: {cfg.iterations} iterations, "
-              f"mean {summary['mean_iteration_s']:.4f} s/iteration, final loss "
-              f"{summary['final_loss']:.8g}{acc}{where}", flush=True)
+        print(f"mpigc: {cfg.scheme} with {job.n} workers: {cfg.optimizer} "
+              f"{summary['optimizer_steps']} steps, {summary['evaluations']} evaluations "
+              f"({summary['stop_reason']}), mean {summary['mean_iteration_s']:.4f} "
+              f"s/evaluation, final loss {summary['final_loss']:.8g}{acc}{where}", flush=True)
     return None
 
 
-def report_stop(cfg, iteration: int) -> None:
-    """The line of a run stopped by a signal at ``iteration``."""
-    print(f"mpigc: checkpoint at iteration {iteration} written to {cfg.out}; resume with "
-          f"--resume {cfg.out}" if cfg.out is not None else
-          f"mpigc: stopped by signal at iteration {iteration}; no checkpoint written "
-          f"(no --out DIR)", flush=True)
+def report_stop(cfg, step: int) -> None:
+    """The line of a run stopped by a signal before optimizer step ``step`` (stop reason
+    ``signal``: no summary.json, the run is suspended, not finished)."""
+    print(f"mpigc: checkpoint at iteration {step} written to {cfg.out}; resume with "
+          f"--resume {cfg.out} (stop reason: {SIGNAL})" if cfg.out is not None else
+          f"mpigc: stopped by signal at iteration {step}; no checkpoint written "
+          f"(no --out DIR; stop reason: {SIGNAL})", flush=True)

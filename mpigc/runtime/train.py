@@ -2,8 +2,9 @@
 
 Rank 0 is the parameter server (PS), ranks 1..N are workers. This module is the set-up:
 options validated against the world, data read and agreed on, the checkpoint of
-``--resume`` checked, the engines built. ``--lr auto`` is :mod:`~mpigc.runtime.stepsize`,
-the iterations :mod:`~mpigc.runtime.loop`, the outputs :mod:`~mpigc.runtime.summary`;
+``--resume`` checked, the engines built. The optimizer's feature scale and ``--lr auto``
+are :mod:`~mpigc.runtime.stepsize`, the iterations :mod:`~mpigc.runtime.loop`, the
+outputs :mod:`~mpigc.runtime.summary`;
 docs/ARCHITECTURE.md describes the run as a whole.
 
 Any exception other than agreed bad input prints its traceback and aborts the whole job:
@@ -21,7 +22,8 @@ from mpigc.data import chunk_bounds, parse_data_spec, prepare_labels
 from mpigc.errors import UsageError
 from mpigc.runtime import checkpoint, launch, loop
 from mpigc.runtime.log import check_out_dir
-from mpigc.runtime.stepsize import auto_lr
+from mpigc.optim import optimizer_class
+from mpigc.runtime.stepsize import auto_lr, optimizer_scale
 
 # Distinct labels a rank reports for the logistic label check (3 already prove a problem).
 LABEL_SAMPLE = 3
@@ -153,21 +155,26 @@ class Job:
         ck = checkpoint.load(cfg.resume)
         checkpoint.check_fingerprint(ck.fingerprint,
                                      checkpoint.fingerprint(cfg, self.comm.size), cfg.resume)
-        if ck.iteration > cfg.iterations:
-            raise UsageError(f"checkpoint in {cfg.resume} is at iteration {ck.iteration}, "
+        if ck.steps > cfg.iterations:
+            raise UsageError(f"checkpoint in {cfg.resume} is at iteration {ck.steps}, "
                              f"past --iterations {cfg.iterations}")
         self.resumed = ck
         self.previous = checkpoint.previous_records(cfg.resume, ck.iteration)
 
     def run(self):
         """The iterations and the end of the run (every rank); returns the exit status."""
-        # A resumed run keeps the step size it was started with (no --lr auto again).
-        if self.cfg.resume is None:
-            lr = self.cfg.lr if self.cfg.lr is not None else auto_lr(self)
-        else:
-            lr = None if self.resumed is None else self.resumed.lr
+        cfg, start = self.cfg, time.perf_counter()
+        scale = lr = None  # rank 0's (the workers only follow its broadcasts)
+        # A resumed run keeps the scale and the step size it was started with.
+        if cfg.resume is None:
+            scale = optimizer_scale(self)
+            lr = cfg.lr
+            if lr is None and optimizer_class(cfg.optimizer).uses_lr:
+                lr = auto_lr(self, scale)
+        elif self.resumed is not None:
+            scale, lr = self.resumed.scale, self.resumed.lr
         if self.comm.rank == 0:
-            return loop.run_root(self, lr)
+            return loop.run_root(self, lr, scale, time.perf_counter() - start)
         return loop.run_worker(self)
 
     def engine_worker(self):

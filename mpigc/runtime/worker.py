@@ -67,6 +67,10 @@ class ChunkData:
         a, b = self.local[chunk]
         return self.X[a:b], self.y[a:b]
 
+    def blocks(self, chunks):
+        """The row blocks ``X_j`` of ``chunks`` (views, for the column statistics)."""
+        return [self.rows(j)[0] for j in chunks]
+
     def gram(self, chunks, d):
         """``sum_{j in chunks} X_j^T X_j`` as a dense d x d array."""
         out = np.zeros((d, d))

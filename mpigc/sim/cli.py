@@ -100,7 +100,8 @@ def main(args):
                 f"--deadline must be a positive number of chunk times, got {args.deadline}")
     stragglers = parse_stragglers(args.stragglers, args.workers, args.seed)
     protocol = build_protocol(args.scheme, args.workers, args.assignment, args.load, args.ell,
-                              args.ordering, args.seed, args.beta, args.tolerance, args.deadline)
+                              args.ordering, args.seed, args.beta, args.straggler_tolerance,
+                              args.deadline)
     result = simulate(protocol, stragglers, args.trials, deadline=args.deadline, seed=args.seed)
     s = summarise(protocol, result, stragglers=args.stragglers, seed=args.seed,
                   deadline=args.deadline, elapsed_s=time.perf_counter() - start)
