@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 WITH_BIN := PATH=$(CURDIR)/$(BIN):$$PATH
 export NUMBA_CACHE_DIR ?= $(CURDIR)/.numba_cache
 
-.PHONY: install run test test-slurm warmup figures bench-kernels bench-scaling bench-stragglers clean
+.PHONY: install run test test-slurm lint format warmup figures bench-kernels bench-scaling bench-stragglers clean
 
 install: $(STAMP)
 
@@ -32,6 +32,15 @@ test: install
 test-slurm: warmup
 	mkdir -p build
 	$(WITH_BIN) $(BIN)/python -m pytest -q --slurm --basetemp=build/test-slurm tests/slurm
+
+# ruff's lint rules and numpy docstring convention (pyproject.toml [tool.ruff])
+lint: install
+	$(BIN)/ruff check .
+
+# rewrites files: for new or rewritten modules (make lint does not require it)
+format: install
+	$(if $(FILES),,$(error usage: make format FILES="mpigc/new_module.py ..."))
+	$(BIN)/ruff format $(FILES)
 
 figures: install
 	$(BIN)/python -m mpigc.sim.figures --out docs/figures

@@ -23,7 +23,8 @@ CONVERGENCE_CONFIGS = ("psgc+lbfgs", "psgc+nesterov", "gc+gd", "allreduce+lbfgs"
 
 class _Parser(argparse.ArgumentParser):
     """argparse that raises UsageError instead of printing usage and exiting, and takes
-    no abbreviations (``--tol`` must never silently mean another option)."""
+    no abbreviations (``--tol`` must never silently mean another option).
+    """
 
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("allow_abbrev", False)
@@ -83,7 +84,8 @@ def _add_bench(b):
                     help="command prefix with {n} for the rank count (default: mpiexec -n {n}; "
                          "under Slurm: 'srun --mpi=pmi2 -n {n}')")
     bs.add_argument("--collect", default=None, metavar="DIR",
-                    help="only aggregate runs already in DIR/<scheme>-ranks-<n>/ (from a Slurm sweep)")
+                    help="only aggregate runs already in DIR/<scheme>-ranks-<n>/ (from a Slurm "
+                         "sweep)")
 
     bt = bsub.add_parser("stragglers", help="psgc vs gc and uncoded under stragglers, and "
                                             "the runtime's overhead over the protocol")
@@ -143,6 +145,7 @@ def _handler(args):
 
 
 def main(argv=None):
+    """Run ``mpigc ARGV``; returns the exit status (2 for bad input, on every rank)."""
     launch.configure()
     rank = launch.launcher_rank()
     try:

@@ -27,6 +27,7 @@ RUN_TIMEOUT = 120  # seconds per training run: a hung run must not hang the job
 
 
 def train(scheme, out, iterations, workers, seed, optimizer="gd"):
+    """One scheme's run of the demo; returns (summary, records)."""
     extra = {"tol": LBFGS_TOL} if optimizer == "lbfgs" else {}
     args = runner.train_args(scheme, load=3, model="logistic", stragglers=STRAGGLERS,
                              chunk_time=CHUNK_TIME, iterations=iterations, seed=seed, l2=L2,
@@ -36,7 +37,8 @@ def train(scheme, out, iterations, workers, seed, optimizer="gd"):
 
 def time_to_target(records, best):
     """Seconds of the loop until the first evaluation within 1e-6 relative of ``best``
-    (the exact objective of ``--verify``), or None."""
+    (the exact objective of ``--verify``), or None.
+    """
     from mpigc.bench.convergence import to_target
 
     return to_target(records, best, key="objective")[1]
@@ -102,6 +104,7 @@ def plot(results, best, path):
 
 
 def main(argv=None):
+    """Entry point of ``make run``: every scheme, the table and the plot."""
     p = argparse.ArgumentParser(prog="python -m mpigc.demo", description=__doc__.splitlines()[0])
     p.add_argument("--out", default="runs/demo")
     p.add_argument("--iterations", type=int, default=40)

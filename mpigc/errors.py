@@ -5,7 +5,7 @@ class UsageError(ValueError):
     """Bad input: a message that names the bad value. The CLI exits with status 2."""
 
 
-def require(condition, message):
+def require(condition: object, message: str) -> None:
     """Raise :class:`UsageError` with ``message`` unless ``condition`` holds."""
     if not condition:
         raise UsageError(message)

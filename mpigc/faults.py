@@ -22,8 +22,11 @@ Grammar::
   :data:`mpigc.errors.EXIT_NONFINITE`).
 """
 
+from __future__ import annotations
+
 import math
 from dataclasses import dataclass
+from typing import Optional
 
 from mpigc.errors import UsageError, require
 
@@ -44,6 +47,7 @@ class Fault:
     seconds: float = 0.0
 
     def active(self, worker, iteration):
+        """Whether this fault acts on ``worker`` in ``iteration``."""
         return worker == self.worker and self.first <= iteration <= self.last
 
 
@@ -100,7 +104,7 @@ class FaultPlan:
         See the module docstring; None or '' means no fault.
     """
 
-    def __init__(self, spec=None):
+    def __init__(self, spec: Optional[str] = None):
         self.spec = spec or ""
         parts = [p.strip() for p in self.spec.split("+")] if self.spec.strip() else []
         require(all(parts), f"--faults {spec!r}: empty fault between '+'")
@@ -109,7 +113,7 @@ class FaultPlan:
     def __bool__(self):
         return bool(self.faults)
 
-    def check_workers(self, n_workers):
+    def check_workers(self, n_workers: int) -> FaultPlan:
         """UsageError unless every fault names a worker below ``n_workers``."""
         for f in self.faults:
             require(f.worker < n_workers, f"--faults {self.spec!r}: worker {f.worker} does "
@@ -119,12 +123,14 @@ class FaultPlan:
     def _active(self, kind, worker, iteration):
         return [f for f in self.faults if f.kind == kind and f.active(worker, iteration)]
 
-    def stall_seconds(self, worker, iteration):
+    def stall_seconds(self, worker: int, iteration: int) -> float:
         """Seconds ``worker`` waits before sending its vector in ``iteration`` (0: none)."""
         return sum(f.seconds for f in self._active("stall", worker, iteration))
 
-    def fails(self, worker, iteration):
+    def fails(self, worker: int, iteration: int) -> bool:
+        """Whether ``worker`` does nothing in ``iteration``."""
         return bool(self._active("fail", worker, iteration))
 
-    def corrupts(self, worker, iteration):
+    def corrupts(self, worker: int, iteration: int) -> bool:
+        """Whether ``worker``'s vector is NaN in ``iteration``."""
         return bool(self._active("nan", worker, iteration))

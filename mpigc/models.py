@@ -6,6 +6,10 @@ Objective (docs/ARCHITECTURE.md): ``F(w) = (1/n) sum_r loss_r(w) + (l2/2) ||w||^
 ``loss_r = 0.5 (x_r.w - y_r)^2`` (linear).
 """
 
+from __future__ import annotations
+
+from collections.abc import Callable
+
 import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
@@ -24,7 +28,7 @@ def _check_model(model):
         raise UsageError(f"unknown model '{model}' (expected one of: {', '.join(MODELS)})")
 
 
-def objective(model, X, y, w, l2=0.0):
+def objective(model: str, X, y: np.ndarray, w: np.ndarray, l2: float = 0.0) -> float:
     """``F(w)``: mean loss over the rows of ``X`` plus ``l2/2 ||w||^2``.
 
     Parameters
@@ -51,7 +55,7 @@ def objective(model, X, y, w, l2=0.0):
     return float(np.mean(losses) + (0.5 * l2 * np.dot(w, w) if l2 else 0.0))
 
 
-def gradient(model, X, y, w, l2=0.0):
+def gradient(model: str, X, y: np.ndarray, w: np.ndarray, l2: float = 0.0) -> np.ndarray:
     """Gradient of :func:`objective` with respect to ``w`` (shape ``(d,)``, float64)."""
     _check_model(model)
     z = X @ w
@@ -62,7 +66,7 @@ def gradient(model, X, y, w, l2=0.0):
     return np.asarray(X.T @ coef, dtype=np.float64) / X.shape[0] + l2 * w
 
 
-def lipschitz_bound(model, sq_norm_over_n, l2=0.0):
+def lipschitz_bound(model: str, sq_norm_over_n: float, l2: float = 0.0) -> float:
     """Upper bound L on the curvature of the objective (the gradient's Lipschitz constant).
 
     Parameters
@@ -83,7 +87,8 @@ def lipschitz_bound(model, sq_norm_over_n, l2=0.0):
     return CURVATURE[model] * float(sq_norm_over_n) + float(l2)
 
 
-def top_eigenvalue(apply, dim, tol=1e-8, max_iter=1000, seed=0):
+def top_eigenvalue(apply: Callable[[np.ndarray], np.ndarray], dim: int, tol: float = 1e-8,
+                   max_iter: int = 1000, seed: int = 0) -> float:
     """Largest eigenvalue of a symmetric positive semidefinite operator by power iteration.
 
     Meant for ``X^T X / n`` held in pieces: ``apply`` may sum the products of several
@@ -120,7 +125,7 @@ def top_eigenvalue(apply, dim, tol=1e-8, max_iter=1000, seed=0):
     return theta + resid
 
 
-def spectral_norm_sq(X):
+def spectral_norm_sq(X) -> float:
     """``lambda_max(X^T X)`` (squared largest singular value) of a local matrix.
 
     When the smaller side has at most 2000 entries, the largest eigenvalue of the smaller

@@ -68,7 +68,8 @@ def gradient_tol(tol, scale=None):
 @dataclass
 class StepRecord:
     """What the last :meth:`step` evaluated: per evaluation whether it was a line-search
-    trial, and which evaluation (index) the optimizer kept as its iterate (None: none)."""
+    trial, and which evaluation (index) the optimizer kept as its iterate (None: none).
+    """
 
     line_search: list = field(default_factory=list)
     accepted: int = None
@@ -123,7 +124,8 @@ class GD(_Optimizer):
 
     def step(self, evaluate, converged=None):
         """One step: the gradient at :meth:`point`, then :meth:`update` (unless converged,
-        in which case ``w`` becomes that point). Returns :data:`CONVERGED` or None."""
+        in which case ``w`` becomes that point). Returns :data:`CONVERGED` or None.
+        """
         x = np.array(self.point(), dtype=np.float64)
         self.last = StepRecord()
         _, grad = evaluate(x)
@@ -191,11 +193,13 @@ class Nesterov(GD):
         return self.w
 
     def state_dict(self):
+        """Everything needed to continue exactly, the momentum state included."""
         state = super().state_dict()
         state.update(mu=self.mu, t=self.t, y=self.y.copy())
         return state
 
     def load_state_dict(self, state):
+        """Restore a :meth:`state_dict` of a Nesterov optimizer."""
         self._check_state(state, ("lr", "iteration", "w", "mu", "t", "y"))
         super().load_state_dict(state)
         self.mu, self.t = float(state["mu"]), float(state["t"])
@@ -260,7 +264,8 @@ class LBFGS(_Optimizer):
     def step(self, evaluate, converged=None):
         """One step: the line search along :meth:`direction` (the first step begins with
         the evaluation at ``w0``). Returns :data:`CONVERGED`, :data:`LINE_SEARCH_FAILED`
-        or None; ``w``, ``f`` and ``g`` are the accepted point's."""
+        or None; ``w``, ``f`` and ``g`` are the accepted point's.
+        """
         points = []  # (x, f, g) of every evaluation of this step, in order
 
         def f_and_g(x):
@@ -331,7 +336,8 @@ class LBFGS(_Optimizer):
 
     def load_state_dict(self, state):
         """Restore a :meth:`state_dict` (same dimension; the history length may differ
-        only if the saved pairs fit)."""
+        only if the saved pairs fit).
+        """
         self._check_state(state, ("iteration", "history", "w", "evaluated", "f", "g",
                                   "S", "Y"))
         d = self.w.size
@@ -363,7 +369,8 @@ def optimizer_class(name):
 
 def make_optimizer(name, lr, w0, mu=0.0, history=10):
     """An optimizer by name: ``gd`` and ``nesterov`` take ``lr`` (``mu`` only matters for
-    Nesterov), ``lbfgs`` ignores it and keeps ``history`` curvature pairs."""
+    Nesterov), ``lbfgs`` ignores it and keeps ``history`` curvature pairs.
+    """
     cls = optimizer_class(name)
     if cls is LBFGS:
         return LBFGS(w0, history=history)

@@ -12,7 +12,8 @@ import shlex
 import signal
 import subprocess
 import sys
-from typing import Optional, Sequence
+from collections.abc import Sequence
+from typing import Optional
 
 from mpigc.runtime import launch
 from mpigc.schemes import SCHEMES

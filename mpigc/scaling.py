@@ -99,7 +99,8 @@ def column_stats(blocks, d, comm=None):
 def feature_scale(stats):
     """The optimizer's scale per column: the standard deviation; for a constant column
     (std below :data:`CONSTANT_RTOL` of its root mean square) the magnitude of its value,
-    so that a ones column keeps scale 1; for an all-zero column 1."""
+    so that a ones column keeps scale 1; for an all-zero column 1.
+    """
     rms = np.sqrt(stats.mean ** 2 + stats.std ** 2)
     scale = np.where(stats.std > CONSTANT_RTOL * rms, stats.std, rms)
     return np.where(scale > 0.0, scale, 1.0)

@@ -61,12 +61,14 @@ class Scheme:
 
     @property
     def uses_ps(self):
+        """Whether the scheme has a parameter server (every scheme but allreduce)."""
         return self.trigger is not None
 
     @property
     def exact(self):
         """Decodes the exact full gradient (outside deadline mode): every scheme but one
-        that rescales a partial sum."""
+        that rescales a partial sum.
+        """
         return not self.rescale
 
 
@@ -130,6 +132,7 @@ class FixedEncoder:
         self.assignment = fixed.assignment
 
     def encode(self, worker, state, chunk_grads):
+        """Tandon's fixed encoding of ``worker``'s chunk gradients (``state`` unused)."""
         return self.fixed.encode(worker, chunk_grads)
 
     def encode_all(self, state, chunk_grads):
@@ -190,6 +193,7 @@ class Protocol:
 
     @property
     def n_workers(self):
+        """Number of workers N."""
         return self.assignment.n_workers
 
     def reports_at(self, worker, count):
@@ -199,6 +203,7 @@ class Protocol:
         return count == self.assignment.loads[worker]
 
     def new_tracker(self):
+        """A fresh :class:`~mpigc.coding.CoverageTracker` for this protocol."""
         return coding.CoverageTracker(self.assignment, self.ell)
 
     def fired(self, tracker):

@@ -19,6 +19,8 @@ A trace file (text with one whitespace- or comma-separated row per iteration, or
 Factors multiply; a failure (``inf``) wins.
 """
 
+from __future__ import annotations
+
 import math
 from pathlib import Path
 
@@ -207,7 +209,7 @@ class StragglerModel:
         """True when some worker may fail (factor ``inf``): a fail model or a trace with inf."""
         return any(c.can_fail for c in self._components)
 
-    def factors(self, iteration):
+    def factors(self, iteration: int) -> np.ndarray:
         """Slowdown factors of iteration ``iteration``.
 
         Parameters
@@ -230,7 +232,7 @@ class StragglerModel:
             self._cached = (iteration, f)
         return self._cached[1].copy()
 
-    def factor(self, iteration, worker):
+    def factor(self, iteration: int, worker: int) -> float:
         """Factor of one worker: ``factors(iteration)[worker]`` (the vector is cached)."""
         require(0 <= worker < self.n_workers, f"worker must be in [0, {self.n_workers}), "
                 f"got {worker}")
@@ -241,7 +243,7 @@ class StragglerModel:
         return f"StragglerModel({self.spec!r}, n_workers={self.n_workers}, seed={self.seed})"
 
 
-def parse_stragglers(spec, n_workers, seed=0):
+def parse_stragglers(spec: str, n_workers: int, seed: int = 0) -> StragglerModel:
     """Parse a straggler spec (SPEC section 7) into a :class:`StragglerModel`.
 
     Parameters

@@ -4,7 +4,15 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 
-from mpigc.coding import Assignment, cyclic, frc, load_assignment, load_orderings, optimal_ordering, regular
+from mpigc.coding import (
+    Assignment,
+    cyclic,
+    frc,
+    load_assignment,
+    load_orderings,
+    optimal_ordering,
+    regular,
+)
 from mpigc.errors import UsageError
 from strategies import assignments
 

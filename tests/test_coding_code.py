@@ -6,7 +6,15 @@ import scipy.linalg
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mpigc.coding import GradientCode, cyclic, frc, make_beta, optimal_ordering, random_ordering, regular
+from mpigc.coding import (
+    GradientCode,
+    cyclic,
+    frc,
+    make_beta,
+    optimal_ordering,
+    random_ordering,
+    regular,
+)
 from mpigc.coding.code import COEFFICIENT_CACHE_SIZE
 from strategies import assignments, direct_coverage, make_decodable, states
 

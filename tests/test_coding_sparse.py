@@ -5,8 +5,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mpigc.coding import (Assignment, CoverageTracker, GradientCode, cyclic, frc, optimal_ordering, q_max,
-                          random_ordering, regular)
+from mpigc.coding import (
+    Assignment,
+    CoverageTracker,
+    GradientCode,
+    cyclic,
+    frc,
+    optimal_ordering,
+    q_max,
+    random_ordering,
+    regular,
+)
 from mpigc.errors import UsageError
 from strategies import assignments, direct_coverage, make_decodable, states
 

@@ -4,7 +4,8 @@ and every malformed-line message."""
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sklearn.datasets import dump_svmlight_file, load_svmlight_file
 
 from mpigc.data import parse_data_spec
@@ -189,13 +190,13 @@ def _tokens(rng, k):
         if kind == 0:
             out.append(repr(float(rng.standard_normal() * 10.0 ** rng.integers(-30, 30))))
         elif kind == 1:
-            out.append("%.16g" % rng.standard_normal())
+            out.append(f"{rng.standard_normal():.16g}")
         elif kind == 2:
             out.append(f"{rng.integers(1, 10**18)}e{rng.integers(-340, 290)}")
         elif kind == 3:
             out.append(str(2 ** int(rng.integers(53, 64)) + int(rng.integers(-2, 3))))
         elif kind == 4:
-            out.append("%.25f" % rng.random())          # 25 digits: converted by Python
+            out.append(f"{rng.random():.25f}")          # 25 digits: converted by Python
         else:
             out.append(str(rng.choice(["0", "-0", "+0.0", ".5", "5.", "1E+05", "-1.5e-3",
                                        "00012", "1e-400", "4.9406564584124654e-324",
@@ -249,8 +250,8 @@ def test_line_numbers_count_every_line_across_the_index(tmp_path):
 
 
 def test_the_index_travels_and_the_file_must_not_change(tmp_path):
-    import pickle
     import os
+    import pickle
 
     from mpigc.data import SvmlightSource, index_file
 

@@ -6,8 +6,7 @@ import scipy.sparse as sp
 from scipy.optimize import approx_fprime, check_grad
 
 from mpigc.errors import UsageError
-from mpigc.models import (gradient, lipschitz_bound, objective, spectral_norm_sq,
-                          top_eigenvalue)
+from mpigc.models import gradient, lipschitz_bound, objective, spectral_norm_sq, top_eigenvalue
 
 
 def problem(model, sparse=False, n=80, d=6, seed=0):

@@ -7,8 +7,15 @@ from scipy.optimize import minimize
 
 from mpigc.errors import UsageError
 from mpigc.models import gradient, lipschitz_bound, objective, spectral_norm_sq
-from mpigc.optim import (CONVERGED, GD, LBFGS, LINE_SEARCH_FAILED, Nesterov, gradient_tol,
-                         make_optimizer)
+from mpigc.optim import (
+    CONVERGED,
+    GD,
+    LBFGS,
+    LINE_SEARCH_FAILED,
+    Nesterov,
+    gradient_tol,
+    make_optimizer,
+)
 from mpigc.scaling import column_stats, feature_scale, scaled, to_user
 
 

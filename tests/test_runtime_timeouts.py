@@ -6,8 +6,7 @@ import numpy as np
 
 
 def test_iteration_timeout_adapts_to_the_run():
-    from mpigc.runtime.ps import (ITERATION_TIMEOUT_FACTOR, ITERATION_TIMEOUT_FLOOR,
-                                  ParameterServer)
+    from mpigc.runtime.ps import ITERATION_TIMEOUT_FACTOR, ITERATION_TIMEOUT_FLOOR, ParameterServer
     from mpigc.schemes import build_protocol
 
     protocol = build_protocol("uncoded", 4)

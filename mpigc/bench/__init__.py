@@ -1,0 +1,1 @@
+"""Benchmarks: ``mpigc bench kernels | scaling | stragglers``."""

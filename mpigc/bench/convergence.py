@@ -16,7 +16,8 @@ Problems: (a) breast_cancer, standardized, ones column, logistic, l2 1e-3; (b) a
 logistic problem, correlated columns (correlation 0.5) with scales spanning three orders of
 magnitude and a ones column; (c) diabetes as bundled plus a ones column, linear, l2 1e-4;
 (spark) the badly scaled problem of the issue (200k x 101, scales 0.1 to 10, correlation
-0.5; no ones column, which Spark would drop) on 2 workers without stragglers, psgc + L-BFGS only, against Spark MLlib's warm
+0.5; no ones column, which Spark would drop) on 2 workers without stragglers, psgc +
+L-BFGS only, against Spark MLlib's warm
 fit on the same data (``--spark-python``: an interpreter with pyspark; else the issue's
 20 iterations and 3.5 s, measured on the same 2 cores when it was filed).
 
@@ -30,8 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mpigc import models
-from mpigc import runner
+from mpigc import models, runner
 from mpigc.cli import CONVERGENCE_CONFIGS
 from mpigc.data import save_npz
 from mpigc.errors import require
@@ -57,7 +57,8 @@ RUN_TIMEOUT = 600
 
 def _planted(n, d, scales, rho, seed, ones=True):
     """Logistic rows: equicorrelated N(0, 1) columns (correlation ``rho``) times ``scales``,
-    a ones column last (``ones``), labels drawn from a planted model (margin std 2)."""
+    a ones column last (``ones``), labels drawn from a planted model (margin std 2).
+    """
     rng = np.random.default_rng(seed)
     Z = np.sqrt(1 - rho) * rng.standard_normal((n, d)) + np.sqrt(rho) * rng.standard_normal((n, 1))
     w = rng.standard_normal(d)
@@ -113,7 +114,8 @@ def reference(model, X, y, l2):
 
 def to_target(records, f_star, key="loss"):
     """``(evaluations, loop seconds)`` up to the first record whose ``key`` is within
-    :data:`RELATIVE_TARGET` of ``f_star``, or ``(None, None)``."""
+    :data:`RELATIVE_TARGET` of ``f_star``, or ``(None, None)``.
+    """
     target = f_star + RELATIVE_TARGET * abs(f_star)
     for k, r in enumerate(records):
         if r[key] is not None and r[key] <= target:
@@ -123,6 +125,7 @@ def to_target(records, f_star, key="loss"):
 
 def run_config(config, data, model, l2, f_star, args, out, workers, load, stragglers,
                chunk_time, budget, tol):
+    """One optimizer configuration on one problem; its row of the report."""
     scheme, optimizer = config.split("+")
     train = runner.train_args(scheme, load=load, model=model,
                             data=data, stragglers=stragglers, chunk_time=chunk_time,
@@ -157,7 +160,8 @@ def spark_fit(python, path, l2, f_star):
 
 def _ratio(result, num, den, key):
     """``num / den`` of ``key``; a lower bound when ``num`` did not reach the target, an
-    upper bound when ``den`` did not (None when neither is known)."""
+    upper bound when ``den`` did not (None when neither is known).
+    """
     a, b = result[num], result[den]
     ratio = a[key] / b[key]
     return {"value": ratio, "lower_bound": not a["reached"] and b["reached"],
@@ -166,6 +170,7 @@ def _ratio(result, num, den, key):
 
 
 def measure_problem(name, args, root):
+    """Every configuration on problem ``name``; its rows."""
     model, X, y, l2 = problem(name, n=args.rows)
     path = root / f"{name}.npz"
     save_npz(path, X, y)
@@ -227,6 +232,7 @@ def measure_problem(name, args, root):
 
 
 def measure(args, root):
+    """Every problem of ``args.problems``; the report."""
     return {"ranks": args.workers + 1, "cores": launch.available_cores(), "seed": args.seed,
             "relative_target": RELATIVE_TARGET,
             "problems": [measure_problem(p, args, root) for p in args.problems]}
@@ -259,6 +265,7 @@ def _parse_list(text, allowed, option):
 
 
 def main(args):
+    """Entry point of ``mpigc bench convergence``; returns the exit status."""
     args.problems = _parse_list(args.problems, PROBLEMS, "--problems")
     args.configs = _parse_list(args.configs, CONFIGS, "--configs")
     require(args.workers >= 2, f"--workers must be at least 2, got {args.workers}")

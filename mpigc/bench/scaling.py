@@ -29,10 +29,12 @@ def parse_ranks(text):
 
 
 def run_dir(root, scheme, n):
+    """The --out directory of one point: ROOT/<scheme>-ranks-<n>."""
     return Path(root) / f"{scheme}-ranks-{n}"
 
 
 def run_point(launcher, scheme, n_ranks, data, iterations, root):
+    """Train ``scheme`` on ``n_ranks`` ranks into :func:`run_dir`; returns that directory."""
     out = run_dir(root, scheme, n_ranks)
     args = runner.train_args(scheme, data=data, iterations=iterations, stragglers="none")
     runner.train(n_ranks, args, out, timeout=1800, launcher=launcher)
@@ -61,6 +63,7 @@ def collect(root, cores=None):
 
 
 def write_outputs(rows, root):
+    """Write ``scaling.csv`` and ``scaling.png`` into ``root``."""
     root = Path(root)
     with open(root / "scaling.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
@@ -93,6 +96,7 @@ def write_outputs(rows, root):
 
 
 def main(args):
+    """Entry point of ``mpigc bench scaling``; returns the exit status."""
     root = Path(args.collect or args.out or "runs/scaling")
     if not args.collect:
         ranks = parse_ranks(args.ranks)

@@ -7,7 +7,8 @@ Same objective as ``mpigc train --model logistic --l2 L2`` on the same rows: mea
 plus ``L2/2 |w|^2`` on every coefficient (``regParam = L2``, ``elasticNetParam = 0``,
 ``standardization = False``, so the penalty is on the raw coefficients; Spark still
 optimizes in std-scaled coordinates), no intercept. (Spark drops a zero-variance column,
-a ones column included, from its scaled problem: the data must have none.) One fit warms the JVM and gives the objective history; the iterations to the
+a ones column included, from its scaled problem: the data must have none.) One fit warms
+the JVM and gives the objective history; the iterations to the
 target ``F* (1 + 1e-6)`` are counted there; then a fit with exactly that many iterations is
 timed, best of three. Prints one JSON object.
 """
@@ -22,6 +23,7 @@ RELATIVE_TARGET = 1e-6
 
 
 def main(argv=None):
+    """Fit the data with Spark MLlib and print the JSON object (see the module docstring)."""
     p = argparse.ArgumentParser(prog="python -m mpigc.bench.spark_fit")
     p.add_argument("data")
     p.add_argument("l2", type=float)

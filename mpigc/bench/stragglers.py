@@ -26,6 +26,7 @@ TARGETS = {"psgc_over_gc": 0.5, "psgc_over_uncoded": 0.6, "overhead_ratio": 1.15
 
 
 def measure(args, root):
+    """Run every scheme ``--repeat`` times (interleaved) under ``root``; the report."""
     from mpigc.sim.replay import replay_run
 
     schemes = ("psgc", "gc", "uncoded")
@@ -61,6 +62,7 @@ def measure(args, root):
 
 
 def main(args):
+    """Entry point of ``mpigc bench stragglers``; returns the exit status."""
     require(args.workers >= 2, f"--workers must be at least 2, got {args.workers}")
     require(1 <= args.load <= args.workers, f"--load must be between 1 and --workers "
             f"({args.workers}), got {args.load}")

@@ -34,7 +34,14 @@ built on first use; at large N use ``holders``/``holder_positions``, ``coverage`
 ``GradientCode.encode_all`` and ``CoverageTracker.report_all``.
 """
 
-from mpigc.coding.assignment import Assignment, cyclic, frc, load_assignment, load_orderings, regular
+from mpigc.coding.assignment import (
+    Assignment,
+    cyclic,
+    frc,
+    load_assignment,
+    load_orderings,
+    regular,
+)
 from mpigc.coding.code import GradientCode, make_beta
 from mpigc.coding.fixed import FixedCode
 from mpigc.coding.ordering import optimal_ordering, q_max, random_ordering

@@ -95,6 +95,7 @@ class Assignment:
 
     @functools.cached_property
     def matrix(self) -> np.ndarray:
+        """The dense (m, N) 0/1 matrix, built on first use (O(m N) memory)."""
         m = np.zeros((self.n_chunks, self.n_workers), dtype=bool)
         m[self.entry_chunk, self.holders_idx] = True
         return _readonly(m)
@@ -121,12 +122,13 @@ class Assignment:
 
     @functools.cached_property
     def positions(self) -> np.ndarray:
+        """Dense (m, N) 1-based positions of each chunk in its holders' orderings (0: not held)."""
         p = np.zeros((self.n_chunks, self.n_workers), dtype=np.int64)
         p[self.entry_chunk, self.holders_idx] = self.holder_pos
         return _readonly(p)
 
     @classmethod
-    def from_matrix(cls, A, orderings=None) -> "Assignment":
+    def from_matrix(cls, A, orderings=None) -> Assignment:
         """Validate a 0/1 matrix (m x N: chunks x workers) and build an assignment.
 
         Parameters
@@ -169,7 +171,7 @@ class Assignment:
         return a
 
     @classmethod
-    def from_orderings(cls, n_chunks, orderings) -> "Assignment":
+    def from_orderings(cls, n_chunks, orderings) -> Assignment:
         """Build an assignment from the per-worker processing orders alone (O(nnz)).
 
         The orders determine the matrix: worker ``i`` holds exactly the chunks of
@@ -197,7 +199,7 @@ class Assignment:
             raise UsageError(f"chunk {orphans[0]} is held by no worker")
         return cls(m, checked)
 
-    def with_orderings(self, orderings) -> "Assignment":
+    def with_orderings(self, orderings) -> Assignment:
         """The same matrix with other processing orders (validated like :meth:`from_matrix`)."""
         return Assignment(self.n_chunks, _check_orderings(self._held(), orderings))
 
@@ -436,7 +438,8 @@ def load_orderings(path, assignment) -> Assignment:
         try:
             orderings.append([int(f) for f in fields])
         except ValueError:
-            raise UsageError(f"orderings file {p}: line {lineno} has a non-integer chunk id: {line.strip()!r}") from None
+            raise UsageError(f"orderings file {p}: line {lineno} has a non-integer chunk id: "
+                             f"{line.strip()!r}") from None
     try:
         return assignment.with_orderings(orderings)
     except UsageError as exc:

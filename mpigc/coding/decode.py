@@ -122,6 +122,7 @@ class StreamingDecoder:
 
     @property
     def done(self):
+        """Whether every sender's vector has been added."""
         return self.root != _PENDING
 
     def result(self):

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from typing import Iterable
+from collections.abc import Iterable
 
 import numpy as np
 import scipy.linalg
@@ -132,7 +132,8 @@ class FixedCode:
     def decode_weights(self, finished) -> np.ndarray:
         """(1, N) weights ``a`` of :meth:`decode` (zero outside ``finished``): the decode is
         ``sum_i a_i y_i``. Least squares ``B_F^T a = 1``; on a fractional repetition 1 for
-        the lowest-numbered finished worker of every group."""
+        the lowest-numbered finished worker of every group.
+        """
         W = np.zeros((1, self.assignment.n_workers))
         F = sorted({int(i) for i in finished})
         if not F:

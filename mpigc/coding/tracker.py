@@ -115,20 +115,25 @@ class CoverageTracker:
 
     @property
     def state(self) -> np.ndarray:
+        """Chunks finished by each worker (a copy)."""
         return np.array(self._state, dtype=np.int64)
 
     @property
     def coverage(self) -> np.ndarray:
+        """Workers that processed each chunk (a copy)."""
         return np.array(self._coverage, dtype=np.int64)
 
     @property
     def decodable(self) -> bool:
+        """Whether every chunk is covered ``ell`` times."""
         return self._n_covered == len(self._coverage)
 
     @property
     def n_covered(self) -> int:
+        """Chunks covered ``ell`` times."""
         return self._n_covered
 
     @property
     def n_finished(self) -> int:
+        """Workers that finished all their chunks."""
         return self._n_finished

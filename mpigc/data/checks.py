@@ -107,7 +107,8 @@ def check_finite(X, y, where, rows=None):
 
 def available_memory():
     """Bytes of memory this node can still give to new allocations (Linux MemAvailable;
-    elsewhere the physical memory)."""
+    elsewhere the physical memory).
+    """
     try:
         with open("/proc/meminfo") as f:
             for line in f:

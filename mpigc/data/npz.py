@@ -101,7 +101,8 @@ class _Member:
 
     def rows(self, lo, hi):
         """A copy of elements ``[lo:hi]`` along the first axis, reading only those bytes
-        (a compressed member is decompressed as a stream up to ``hi`` and not kept)."""
+        (a compressed member is decompressed as a stream up to ``hi`` and not kept).
+        """
         if self.mappable or self.fortran:
             return np.array(self.whole()[lo:hi], order="C")
         row_bytes = self.dtype.itemsize * int(np.prod(self.shape[1:], dtype=np.int64))
@@ -190,4 +191,5 @@ class NpzSource(DataSource):
         return X, y
 
     def labels(self):
+        """Every label, as float64."""
         return np.array(self.m["y"].whole(), dtype=np.float64)

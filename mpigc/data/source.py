@@ -41,7 +41,8 @@ class DataSource:
 
     def validate(self, model):
         """Check, before any distributed work, that the labels of the whole data set fit
-        ``model`` (see :func:`prepare_labels`). Raises UsageError naming the file."""
+        ``model`` (see :func:`prepare_labels`). Raises UsageError naming the file.
+        """
         try:
             prepare_labels(self.labels(), model)
         except UsageError as exc:

@@ -245,6 +245,7 @@ class ArraySource(DataSource):
         return X, self.y[start:stop]
 
     def labels(self):
+        """Every label, as float64."""
         return self.y.copy()
 
 
@@ -282,4 +283,5 @@ class ConcatSource(DataSource):
         return stack_rows(parts, self.is_sparse)
 
     def labels(self):
+        """Every label, as float64."""
         return np.concatenate([s.labels() for s in self.parts])

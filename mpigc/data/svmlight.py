@@ -102,7 +102,8 @@ class SvmlightIndex:
 
 def _whole_lines(f, block=BLOCK_BYTES):
     """Yield the contents of binary file ``f`` from its position, as bytes objects that
-    end with a newline (the last one may not), each at least ``block`` long but the last."""
+    end with a newline (the last one may not), each at least ``block`` long but the last.
+    """
     carry = b""
     while True:
         chunk = f.read(block)
@@ -344,7 +345,8 @@ class SvmlightSource(DataSource):
     def _text(self, start, stop):
         """The bytes of rows [start, stop) (from the rows kept by the index on either
         side), the data lines to skip in them, the line number they start at and their
-        colons."""
+        colons.
+        """
         ix = self.index
         a, b = start // STRIDE, -(-stop // STRIDE)
         lo, hi = int(ix.offsets[a]), int(ix.offsets[b])
@@ -372,6 +374,7 @@ class SvmlightSource(DataSource):
         return stack_rows(parts, sparse=True)
 
     def labels(self):
+        """Every label, as float64."""
         return self._read(0, self.n_rows)[1]
 
 

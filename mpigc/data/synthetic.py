@@ -45,7 +45,8 @@ class SyntheticSource(DataSource):
     @property
     def w_star(self):
         """The planted model (drawn on first use: a spec is checked before anything of
-        its size is allocated, and rank 0 sends the source to the others without it)."""
+        its size is allocated, and rank 0 sends the source to the others without it).
+        """
         if self._w_star is None:
             nnz_per_row = max(self.n_features * self.density, 1.0)
             self._w_star = (np.random.default_rng([self.seed, 0]).standard_normal(self.n_features)

@@ -1,0 +1,1 @@
+"""The MPI runtime of ``mpigc train`` (docs/ARCHITECTURE.md)."""

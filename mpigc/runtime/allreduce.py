@@ -21,6 +21,7 @@ class AllreduceRoot:
         self.comm, self.n, self.n_rows, self.d = comm, n_workers, n_rows, d
 
     def gather(self, iteration, w):
+        """Sum every worker's gradient, loss and chunk time (one Allreduce)."""
         total = self.comm.allreduce_sum(np.zeros(self.d + 1 + self.n))
         state = np.ones(self.n, dtype=np.int64)
         times = [[float(t)] for t in total[self.d + 1:]]
@@ -45,6 +46,7 @@ class AllreduceWorker:
         self.d = d
 
     def iterate(self, iteration, w):
+        """Compute this worker's chunk at ``w`` and take part in the Allreduce."""
         self.buf[:] = 0.0
         factor = self.stragglers.factors(iteration)[self.worker]
         loss, seconds = self.runner.run(self.chunk, w, factor, self.buf[:self.d], _never)

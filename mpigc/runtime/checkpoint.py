@@ -25,6 +25,8 @@ The per-iteration records stay in the run's ``iterations.jsonl``; a resume copie
 first ``iteration`` of them (see :func:`previous_records`).
 """
 
+from __future__ import annotations
+
 import hashlib
 import json
 import os
@@ -51,12 +53,12 @@ WORLD = "world_size"
 STOP_SIGNALS = (signal.SIGUSR1, signal.SIGTERM)
 
 
-def path(directory):
+def path(directory: str) -> str:
     """``DIR/checkpoint.npz``."""
     return os.path.join(directory, FILENAME)
 
 
-def fingerprint(cfg, world_size):
+def fingerprint(cfg, world_size: int) -> dict:
     """The options of ``cfg`` that change the trajectory, and the world size (a dict)."""
     fp = {k: getattr(cfg, k) for k in FINGERPRINT_OPTIONS}
     fp[WORLD] = int(world_size)
@@ -75,7 +77,7 @@ def _show(key, value):
     return f"--{key.replace('_', '-')} {value}"
 
 
-def check_fingerprint(saved, current, directory):
+def check_fingerprint(saved: dict, current: dict, directory: str) -> None:
     """Raise UsageError naming the first option where ``saved`` and ``current`` differ."""
     if _digest(saved) == _digest(current):
         return
@@ -108,7 +110,7 @@ class Checkpoint:
         return int(self.optimizer["iteration"])
 
 
-def save(directory, ck):
+def save(directory: str, ck: Checkpoint) -> None:
     """Atomically write the :class:`Checkpoint` ``ck`` to ``DIR/checkpoint.npz``."""
     arrays = {
         "format": np.array(FORMAT), "iteration": np.int64(ck.iteration),
@@ -128,7 +130,7 @@ def save(directory, ck):
     atomic_write(path(directory), lambda f: np.savez(f, **arrays), sync=True)
 
 
-def load(directory):
+def load(directory: str) -> Checkpoint:
     """Read ``DIR/checkpoint.npz``; a missing or damaged file raises UsageError."""
     file = path(directory)
     if not os.path.isfile(file):
@@ -159,7 +161,7 @@ def load(directory):
                          f"({exc})") from None
 
 
-def previous_records(directory, count):
+def previous_records(directory: str, count: int) -> list[str]:
     """The first ``count`` iteration records (JSON lines) of the run in ``directory``.
 
     Records past the checkpoint (written before a crash) are dropped, and so is a line the
@@ -184,6 +186,7 @@ class StopRequest:
         self.signum = None
 
     def install(self, signals=STOP_SIGNALS):
+        """Catch ``signals`` from now on; returns self."""
         for s in signals:
             signal.signal(s, self._handle)
         return self
@@ -196,4 +199,5 @@ class StopRequest:
 
     @property
     def requested(self):
+        """Whether a stop signal has arrived."""
         return self.signum is not None

@@ -1,30 +1,7 @@
 """Every MPI call of mpigc (the only module that imports mpi4py).
 
-Messages of one training iteration (SPEC section 6):
-
-* ``bcast_iteration``: a collective ``Bcast`` from rank 0 of one float64 buffer
-  ``[iteration, command, w...]``. One message instead of a header plus the model: the
-  command (continue / stop / checkpoint-and-stop) travels with the point at which the
-  workers evaluate the gradient, and a stop carries the final model for the evaluation.
-* progress (tag :data:`TAG_PROGRESS`): worker -> PS, float64
-  ``[iteration, count, seconds of each chunk finished since the previous report...]``.
-* the state signal: ``Ibcast`` from rank 0 of int64 ``[state_0..state_{N-1}, trigger]``.
-* transmission (tag :data:`TAG_TRANSMIT`): worker -> PS, float64
-  ``[y..., iteration, round, n_times, n_losses, times..., chunk losses...]``: the vector
-  first, so that every message lands with its vector at the start of the PS's receive row
-  (:class:`mpigc.coding.decode.StreamingDecoder`), where the decode reads it in place.
-* re-encode (tag :data:`TAG_REENCODE`): PS -> worker, float64
-  ``[iteration, round, trigger, state...]``: a second (third, ...) encode round after the
-  PS dropped a worker that did not send its vector in time (see
-  :meth:`mpigc.runtime.ps.ParameterServer.gather`). Point to point, so the common path
-  has no extra collective; a worker waits for it while it waits for the next model,
-  whose ``Ibcast`` it posts as soon as the state arrives (:meth:`Comm.post_next_iteration`),
-  so that a stalled worker still forwards the broadcast to the others.
-
-Every point-to-point message starts with the iteration (and a transmission with its
-round), so the receiver can recognise and drop anything that belongs to an earlier one. Point-to-point sends are nonblocking; their
-buffers are kept until the request completes, and :meth:`Comm.finish` waits for every
-one of them before the run ends.
+The messages of an iteration, their buffers and their order are described once, in
+docs/ARCHITECTURE.md ("The runtime's messages"); the tags below name them.
 """
 
 import time
@@ -140,16 +117,16 @@ class Comm:
         return None
 
     def barrier(self):
+        """``MPI_Barrier``."""
         self.comm.Barrier()
 
     def connect(self, n_workers):
         """Collective, before the first iteration: open every PS-worker connection in both
         directions and run one state broadcast, then a barrier.
 
-        MPI connects a pair of ranks lazily, on its first message (UCX wires up an
-        endpoint then), and sets up a collective's algorithm on its first use; left to the
-        first iteration, that took 20-25 ms of it here (first progress reports reached the
-        PS about 5 ms after they were sent, the first state broadcast took up to 5 ms).
+        MPI connects a pair of ranks lazily, on its first message, and sets up a
+        collective on its first use: left to the first iteration, that would slow it down
+        (docs/results.md, "Runtime tuning constants").
         """
         token = np.zeros(1)
         if self.rank == 0:
@@ -184,6 +161,7 @@ class Comm:
 
     @staticmethod
     def wait(request):
+        """Complete a request (``MPI_Wait``)."""
         request.Wait()
 
     # -- point to point ------------------------------------------------------------------
@@ -201,7 +179,8 @@ class Comm:
 
     def send_transmission(self, iteration, times, losses, y, round_=1):
         """Nonblocking transmission of the encoded vector ``y`` (with chunk times and losses)
-        for encode round ``round_`` of ``iteration``."""
+        for encode round ``round_`` of ``iteration``.
+        """
         buf = np.concatenate((y, [iteration, round_, len(times), len(losses)], times, losses))
         self._isend(buf, TAG_TRANSMIT)
         self.sent_transmissions += 1
@@ -215,7 +194,8 @@ class Comm:
 
     def poll_reencode(self):
         """Worker: one pending re-encode request as ``(iteration, round, trigger, state)``,
-        or None (nonblocking)."""
+        or None (nonblocking).
+        """
         got = self._poll(TAG_REENCODE, 0)
         if got is None:
             return None
@@ -268,7 +248,8 @@ class Comm:
     @staticmethod
     def unpack_transmission(buf, block_len):
         """``(iteration, round, chunk times, chunk losses, y)`` of a transmission whose
-        vector has ``block_len`` values (views of ``buf``)."""
+        vector has ``block_len`` values (views of ``buf``).
+        """
         h = buf[block_len:]
         n_times, n_losses = int(h[2]), int(h[3])
         a = 4 + n_times
@@ -277,14 +258,15 @@ class Comm:
     def finish(self):
         """Collective end of the run: rank 0 receives every progress message and late
         vector still in flight, each worker every re-encode request (their counts come from
-        a gather and a scatter), then every rank completes its sends."""
+        a gather and a scatter), then every rank completes its sends.
+        """
         sent = self.comm.gather((self.sent_progress, self.sent_transmissions), root=0)
         if self.rank == 0:
             for rank in range(1, self.size):
-                _drain(lambda: self.received_progress[rank] < sent[rank][0],
-                       lambda: self.poll_progress(rank))
-                _drain(lambda: self.received_transmissions[rank] < sent[rank][1],
-                       lambda: self.poll_transmission(rank))
+                _drain(lambda r=rank: self.received_progress[r] < sent[r][0],
+                       lambda r=rank: self.poll_progress(r))
+                _drain(lambda r=rank: self.received_transmissions[r] < sent[r][1],
+                       lambda r=rank: self.poll_transmission(r))
         reencodes = self.comm.scatter(self.sent_reencodes.tolist() if self.rank == 0 else None,
                                       root=0)
         _drain(lambda: self.received_reencodes < reencodes, self.poll_reencode)
@@ -293,6 +275,7 @@ class Comm:
         self.comm.Barrier()
 
     def abort(self, code=1):
+        """``MPI_Abort``: end every rank of the job with ``code``."""
         self.comm.Abort(code)
 
 
@@ -302,9 +285,7 @@ def _test(request):
     MPICH's ``MPI_Test`` and ``MPI_Improbe`` look for a completion or a match *before*
     they make progress, not after: a message that arrived while the rank slept is pulled
     in by the first call and seen only by the next. Every poll loop here sleeps between
-    tests, so testing once per wake would cost a whole extra sleep per message (measured,
-    two ranks polling every 0.1 ms: Ibcast latency 0.57 -> 0.21 ms, point to point
-    0.39 -> 0.19 ms, median).
+    tests, so testing once per wake would cost a whole extra sleep per message.
     """
     return request.Test() or request.Test()
 

@@ -2,13 +2,16 @@
 
 MPICH ranks that wait in MPI busy-poll a core each. When a node runs more ranks than it
 has cores (a laptop, a CI box), that polling steals the cores from the ranks that do
-work, so we ask MPICH to yield. Measured on a 2-core machine, 8 ranks waiting in a
-Bcast burnt 5.6 s of system time in 4 s with throttling alone and 1.7 s with heavy
-yield as well. For the same reason broadcasts go flat there (see OVERSUBSCRIBED_SETTINGS).
-Settings the user made are never overridden.
+work, so we ask MPICH to yield, and broadcasts go flat (OVERSUBSCRIBED_SETTINGS; the
+measurements: docs/results.md, "Runtime tuning constants"). Settings the user made are
+never overridden.
 """
 
+from __future__ import annotations
+
 import os
+from collections.abc import Mapping, MutableMapping
+from typing import Optional
 
 # Launchers tell each process how many ranks share its node before MPI_Init.
 _LOCAL_SIZE_VARS = (
@@ -24,11 +27,8 @@ OVERSUBSCRIBED_SETTINGS = {
     "MPIR_CVAR_CH4_PROGRESS_THROTTLE": "1",
     "MPIR_CVAR_POLLS_BEFORE_YIELD": "1",
     "MPIR_CVAR_ENABLE_HEAVY_YIELD": "1",
-    # A rank that is not running cannot forward a tree broadcast, so every hop of MPICH's
-    # binomial Ibcast waits for a rank to be scheduled and to poll. A flat tree (a k-ary
-    # tree wider than any job: the root sends to every rank) removes the hops; measured,
-    # 9 ranks on 2 cores, state broadcast: median latency of the rank reached last 1.9 ms
-    # with the binomial tree, 0.9 ms flat (all ranks 0.7-0.9 ms).
+    # A descheduled rank cannot forward a tree broadcast: a flat tree (k-ary, wider than
+    # any job) has the root send to every rank, so no hop waits for a sleeping rank.
     "MPIR_CVAR_IBCAST_INTRA_ALGORITHM": "tsp_tree",
     "MPIR_CVAR_IBCAST_TREE_TYPE": "kary",
     "MPIR_CVAR_IBCAST_TREE_KVAL": "1048576",
@@ -59,20 +59,20 @@ def _slurm_local_tasks(env):
     return int(first) if first.isdigit() else None
 
 
-def launcher_rank(env=None):
-    """This process's rank as the launcher announces it (0 when not launched by MPI)."""
+def launcher_rank(env: Optional[Mapping[str, str]] = None) -> int:
+    """The rank of this process as the launcher announces it (0 when not launched by MPI)."""
     env = os.environ if env is None else env
     rank = _int_env(env, _RANK_VARS)
     return 0 if rank is None else rank
 
 
-def launcher_size(env=None):
+def launcher_size(env: Optional[Mapping[str, str]] = None) -> Optional[int]:
     """World size as the launcher announces it, or None when unknown."""
     env = os.environ if env is None else env
     return _int_env(env, _SIZE_VARS)
 
 
-def local_ranks(env=None):
+def local_ranks(env: Optional[Mapping[str, str]] = None) -> Optional[int]:
     """Ranks that share this node, from the launcher's environment (None if unknown)."""
     env = os.environ if env is None else env
     n = _int_env(env, _LOCAL_SIZE_VARS)
@@ -83,14 +83,16 @@ def local_ranks(env=None):
     return n
 
 
-def available_cores():
+def available_cores() -> int:
+    """Cores this process may run on."""
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not Linux
         return os.cpu_count() or 1
 
 
-def configure(env=None, cores=None):
+def configure(env: Optional[MutableMapping[str, str]] = None,
+              cores: Optional[int] = None) -> dict[str, str]:
     """Apply thread and oversubscription settings to ``env`` (default: os.environ).
 
     Returns the dict of variables that were set (the user's own settings are kept).
@@ -109,7 +111,7 @@ def configure(env=None, cores=None):
     return applied
 
 
-def check_world_size(size, env=None):
+def check_world_size(size: int, env: Optional[Mapping[str, str]] = None) -> None:
     """Refuse a world that is not the one the launcher started.
 
     The classic failure under ``srun``: mpi4py's MPI does not speak Slurm's PMI, so every
@@ -137,7 +139,7 @@ def check_world_size(size, env=None):
             f"'srun --mpi=pmi2' or 'pmix', or mpiexec from the same MPI as mpi4py)")
 
 
-def mpiexec_path():
+def mpiexec_path() -> str:
     """The ``mpiexec`` beside this interpreter (the mpich wheel's), else $MPIEXEC or PATH's."""
     import sys
     from pathlib import Path

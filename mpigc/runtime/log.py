@@ -186,7 +186,8 @@ class RunLog:
 
     def restore(self, lines, triggers):
         """Continue a checkpointed run: its record lines (JSON text) come first in the
-        iterations file, and ``triggers`` (trigger -> iterations) counts them."""
+        iterations file, and ``triggers`` (trigger -> iterations) counts them.
+        """
         self.triggers = dict(triggers)
         if self.out:
             self._start(line.rstrip("\n") for line in lines)

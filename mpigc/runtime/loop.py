@@ -18,19 +18,20 @@ from __future__ import annotations
 import os
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Optional
 
 import numpy as np
 
 from mpigc import models
 from mpigc.errors import EXIT_NONFINITE
 from mpigc.optim import MAX_ITERATIONS, gradient_tol, make_optimizer
-from mpigc.scaling import scaled, to_user
 from mpigc.runtime import checkpoint, summary
 from mpigc.runtime.commands import Command
 from mpigc.runtime.log import RunLog
 from mpigc.runtime.ps import Gathered
+from mpigc.scaling import scaled, to_user
 
 # Tests only: rank 0 sends itself SIGUSR1 at the start of this iteration (a stop that
 # lands at a known iteration boundary).
@@ -149,7 +150,8 @@ class History:
 
     def record(self, ev: Evaluation) -> None:
         """Keep one evaluation's record (with ``--verify``, against the exact NumPy
-        objective) until :meth:`end_step`."""
+        objective) until :meth:`end_step`.
+        """
         cfg, g = self.job.cfg, ev.gathered
         self.durations.append(ev.duration)
         self.stale += g.stale
@@ -170,7 +172,8 @@ class History:
     def end_step(self, step: int, last) -> None:
         """Write the records of optimizer step ``step`` (``last``: the optimizer's
         :class:`~mpigc.optim.StepRecord`; evaluations past it, cut short by a non-finite
-        result, count as neither trials nor accepted)."""
+        result, count as neither trials nor accepted).
+        """
         for k, record in enumerate(self.pending):
             record.update(step=step, line_search=k < len(last.line_search)
                           and bool(last.line_search[k]), accepted=k == last.accepted)
@@ -189,7 +192,8 @@ class History:
 def boundary_command(job, t: int, first: int) -> Command:
     """Rank 0's command at the boundary before optimizer step ``t`` (``first``: where this
     process started): stop with a checkpoint after a signal, checkpoint every
-    ``--checkpoint-every`` steps, else continue."""
+    ``--checkpoint-every`` steps, else continue.
+    """
     every = job.cfg.checkpoint_every
     if job.stop.requested:
         return Command.CHECKPOINT_STOP

@@ -21,6 +21,7 @@ class Backoff:
         self.delay = first
 
     def reset(self):
+        """Back to the first delay (something happened)."""
         self.delay = self.first
 
     def wait(self, at_most=None):

@@ -1,19 +1,8 @@
 """The parameter server's side of one iteration (SPEC section 6, steps 3, 4 and 6).
 
-The PS polls for progress reports, feeds them to the protocol's coverage tracker and
-stops when the scheme's trigger fires, when the deadline of approximate mode passes, or
-when the iteration cannot finish (the iteration timeout,
-see :meth:`ParameterServer.iteration_timeout`).
-It then broadcasts the state, receives one vector from every worker the state counts,
-and decodes. Every message carries its iteration; anything older is dropped.
-
-A worker the state counts that has not sent its vector within the transmit timeout (see
-:meth:`ParameterServer.transmit_timeout`) is dropped: its entry of the state is set to 0 and,
-when the scheme's trigger still fires on that corrected state, every other counted worker
-is asked (point to point) to encode again for it, a second round, and the gradient stays
-exact. When it does not fire, an iteration that is approximate anyway (deadline mode, or
-the iteration timeout fired) does the same round and decodes approximately; an exact one
-waits for the late workers. Vectors of an earlier round or iteration are discarded.
+Poll the progress reports until the trigger fires (or the deadline, or the iteration
+timeout), broadcast the state, receive and decode the vectors, with re-encode rounds for
+dropped workers: the protocol is described in docs/ARCHITECTURE.md.
 """
 
 import collections
@@ -27,12 +16,8 @@ import numpy as np
 from mpigc.coding.decode import StreamingDecoder
 from mpigc.runtime.poll import Backoff
 
-# The PS's poll loops sleep at most this long: every report and vector waits for the PS to
-# look, and one process polling every ~0.1 ms (about 0.2 ms with the sleep's own cost on
-# this VM) costs little. Measured on the runtime speed check (8 workers, 2 cores): overhead
-# over the protocol's own time 1.24-1.37 with 0.5 ms, 1.17-1.19 with 0.1 ms (with 0.25 ms
-# worker sleep slices), then 1.11-1.14 once every poll tests twice (comm._test) and the
-# connections are opened before the first iteration (Comm.connect).
+# Longest sleep of the PS's poll loops: every report and vector waits for the PS to look,
+# and one process polling this often costs little (measured: docs/results.md).
 PS_POLL_CAP = 1e-4
 
 TRIGGERS = ("exact", "deadline", "timeout")

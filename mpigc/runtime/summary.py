@@ -1,5 +1,6 @@
 """What rank 0 writes and prints at the end of a run: ``summary.json``, ``model.npz``,
-and the last line on stdout or stderr."""
+and the last line on stdout or stderr.
+"""
 
 from __future__ import annotations
 
@@ -72,7 +73,8 @@ def report(job, summary: dict, failure: Optional[str]) -> Optional[int]:
 
 def report_stop(cfg, step: int) -> None:
     """The line of a run stopped by a signal before optimizer step ``step`` (stop reason
-    ``signal``: no summary.json, the run is suspended, not finished)."""
+    ``signal``: no summary.json, the run is suspended, not finished).
+    """
     print(f"mpigc: checkpoint at iteration {step} written to {cfg.out}; resume with "
           f"--resume {cfg.out} (stop reason: {SIGNAL})" if cfg.out is not None else
           f"mpigc: stopped by signal at iteration {step}; no checkpoint written "

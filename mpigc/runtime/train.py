@@ -20,9 +20,9 @@ import numpy as np
 from mpigc import config
 from mpigc.data import chunk_bounds, parse_data_spec, prepare_labels
 from mpigc.errors import UsageError
+from mpigc.optim import optimizer_class
 from mpigc.runtime import checkpoint, launch, loop
 from mpigc.runtime.log import check_out_dir
-from mpigc.optim import optimizer_class
 from mpigc.runtime.stepsize import auto_lr, optimizer_scale
 
 # Distinct labels a rank reports for the logistic label check (3 already prove a problem).
@@ -178,7 +178,7 @@ class Job:
         return loop.run_worker(self)
 
     def engine_worker(self):
-        """This worker's engine: the PS protocol's Worker or an AllreduceWorker."""
+        """The engine of this worker: the PS protocol's Worker or an AllreduceWorker."""
         from mpigc.runtime.worker import ChunkRunner, Worker
 
         runner = ChunkRunner(self.data, self.cfg.model, self.cfg.chunk_time, self.cfg.row_block,

@@ -1,15 +1,9 @@
 """A worker rank: its chunks' rows, the chunk loop with straggler injection, the encode.
 
-SPEC section 6, steps 2 and 5. The worker processes its chunks along its ordering with
-the Numba kernel in blocks of ``row_block`` rows; between blocks, and while it sleeps an
-injected delay in slices of :data:`SLEEP_SLICE` seconds, it tests the ``Ibcast`` of the
-state. When the state arrives it drops unfinished work at once and encodes the chunks
-that the *broadcast* state counts (never its own later count).
-
-Right after the state arrives it posts the receive of the next model broadcast, then
-waits for it while it answers re-encode requests of the PS (a second encode round after
-the PS dropped a stalled worker; the vectors are encoded again from the gradients the
-worker still holds). Injected faults (:mod:`mpigc.faults`) act here.
+SPEC section 6, steps 2 and 5 (the messages: docs/ARCHITECTURE.md). Chunks run along the
+worker's ordering with the Numba kernel in blocks of ``row_block`` rows, testing the state
+broadcast between blocks and between slices of an injected delay. Injected faults
+(:mod:`mpigc.faults`) act here.
 """
 
 import math
@@ -21,15 +15,11 @@ from mpigc import kernels
 from mpigc.faults import FaultPlan
 from mpigc.runtime.poll import Backoff
 
-# Seconds between two tests of the state signal while a delay is slept, and the longest
-# sleep of a worker waiting for the state or the next model: both waits are on the
-# iteration's critical path (speed check, 8 workers on 2 cores: overhead over the
-# protocol 1.11-1.14 with waits capped at 0.5 ms, 1.109-1.12 at 0.25 ms; 5 runs each).
+# Seconds between two tests of the state while a delay is slept, and the longest sleep
+# of a worker waiting for the state or the next model: both are on the critical path.
 SLEEP_SLICE = 2.5e-4
-# The slice during a worker's first chunk of an iteration: a state broadcast then counts no
-# chunk of this worker, so it sends nothing and nobody waits for it; it only has to be
-# back for the next model, which comes after every vector and the decode (> 1 ms later).
-# Fewer wake-ups leave the cores to the ranks on the critical path.
+# The slice during a worker's first chunk: a state then counts nothing of this worker, so
+# nobody waits for it; fewer wake-ups leave the cores to the ranks that are waited for.
 FIRST_CHUNK_SLICE = 1e-3
 
 
@@ -52,7 +42,7 @@ class ChunkData:
     """
 
     def __init__(self, source, bounds, chunks, dtype="float64"):
-        self.chunks = sorted(set(int(j) for j in chunks))
+        self.chunks = sorted({int(j) for j in chunks})
         ranges = [(int(bounds[j]), int(bounds[j + 1])) for j in self.chunks]
         self.X, self.y = source.read_rows(ranges, dtype=dtype)
         self.local, offset = {}, 0
@@ -61,9 +51,11 @@ class ChunkData:
             offset += b - a
 
     def set_labels(self, y):
+        """Replace the labels by the model's (checked) ones."""
         self.y = np.ascontiguousarray(y, dtype=np.float64)
 
     def rows(self, chunk):
+        """``(X, y)`` of ``chunk`` (views)."""
         a, b = self.local[chunk]
         return self.X[a:b], self.y[a:b]
 

@@ -1,0 +1,1 @@
+"""The simulator: the protocol without MPI, replay of recorded runs, figures."""

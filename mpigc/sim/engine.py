@@ -1,4 +1,4 @@
-"""Discrete-event core of the simulator: when does the PS trigger fire, and what does it decode?
+"""Discrete-event core of the simulator: when the PS trigger fires and what it decodes.
 
 Time and messages are the only things simulated. Everything else comes from the
 :class:`~mpigc.schemes.Protocol` that the MPI runtime uses: which progress counts a
@@ -114,7 +114,8 @@ class Simulator:
 
     def _state_if_fired_at(self, reports, t):
         """The shared rule's verdict: the state at t when it fires at t but not strictly
-        before, else None."""
+        before, else None.
+        """
         tracker = self._tracker
         tracker.reset()
         tracker.report_all(self.state_at(reports, t, strict=True))

@@ -222,6 +222,7 @@ def figure_c(out, trials):
 
 
 def main(argv=None):
+    """Entry point of ``make figures``: every figure and its CSV."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="docs/figures")
     ap.add_argument("--trials-scale", type=float, default=1.0,

@@ -2,7 +2,6 @@
 runtime's connection set-up and poll loops (mpigc.runtime.comm)."""
 
 import numpy as np
-
 from abort_on_failure import run
 
 

@@ -8,7 +8,6 @@ import pytest
 
 from cluster import Cluster, missing
 
-
 JOBS = []  # sacct's table of every job of the session, shown at the end
 
 
