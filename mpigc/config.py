@@ -93,7 +93,8 @@ class TrainConfig:
         0, "checkpoint every K iterations (0: only on SIGUSR1/SIGTERM)", metavar="K", type=int)
     faults: Optional[str] = _option(
         None, "inject faults: stall:worker=W,seconds=S[,iteration=I|A-B] | "
-        "fail:worker=W[,iteration=...] | nan:worker=W[,iteration=...], joined with '+'",
+        "fail:worker=W[,iteration=...] | nan:worker=W[,iteration=...] | "
+        "kill:worker=W,iteration=I[,chunks=K][,seconds=S] (SIGKILL), joined with '+'",
         metavar="SPEC")
     transmit_timeout: Optional[float] = _option(
         None, "drop a worker whose vector is this late (default: max(0.5 s, 5 x the median "

@@ -14,3 +14,11 @@ def require(condition: object, message: str) -> None:
 # Exit statuses of every rank: bad input, and a run stopped by a non-finite gradient or loss.
 EXIT_USAGE = 2
 EXIT_NONFINITE = 3
+# A run that lost processes it cannot do without (ULFM): exact mode with a chunk held by
+# fewer than ell live workers, a scheme without redundancy, the parameter server itself.
+EXIT_LOST = 4
+
+
+class ProcessFailure(Exception):
+    """A rank of the communicator died, or another rank revoked it (ULFM): every survivor
+    calls :meth:`mpigc.runtime.comm.Comm.recover`. Raised by the communication layer only."""

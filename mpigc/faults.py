@@ -2,8 +2,8 @@
 
 Faults are what straggler models (SPEC section 7) cannot express: a worker that reports
 progress normally and then does not send its vector, a worker that never does anything,
-a worker whose vector is not finite. Every rank parses the same spec, so each worker knows
-its own faults without communicating.
+a worker whose vector is not finite, a worker process that really dies. Every rank parses
+the same spec, so each worker knows its own faults without communicating.
 
 Grammar::
 
@@ -11,6 +11,7 @@ Grammar::
     FAULT  := stall:worker=W,seconds=S[,iteration=SEL]
             | fail:worker=W[,iteration=SEL]
             | nan:worker=W[,iteration=SEL]
+            | kill:worker=W,iteration=I[,chunks=K][,seconds=S]
     SEL    := I | A-B            (0-based iterations; omitted: every iteration)
 
 * ``stall``: after the encode-and-transmit signal, the worker sleeps S seconds before it
@@ -20,11 +21,20 @@ Grammar::
   part in every collective).
 * ``nan``: the worker's vector is NaN (the PS stops the run, exit status
   :data:`mpigc.errors.EXIT_NONFINITE`).
+* ``kill``: the worker process SIGKILLs itself in iteration I, at the first point where it
+  has finished K chunks (default 0) and S seconds (default 0) have passed since the
+  iteration's model arrived: between row blocks, between the slices of an injected delay,
+  or at the latest when the state signal arrives. Nothing is flushed or sent: a real
+  death. Under ULFM the run goes on without it (:mod:`mpigc.runtime.comm`); elsewhere
+  the launcher ends the job. Kill faults are not part of a checkpoint's fingerprint
+  (:meth:`FaultPlan.trajectory_spec`), so a run stopped by them can be resumed without.
 """
 
 from __future__ import annotations
 
 import math
+import os
+import signal
 from dataclasses import dataclass
 from typing import Optional
 
@@ -32,8 +42,10 @@ from mpigc.errors import UsageError, require
 
 KINDS = {"stall": ("worker", "seconds", "iteration"),
          "fail": ("worker", "iteration"),
-         "nan": ("worker", "iteration")}
-REQUIRED = {"stall": ("worker", "seconds"), "fail": ("worker",), "nan": ("worker",)}
+         "nan": ("worker", "iteration"),
+         "kill": ("worker", "iteration", "chunks", "seconds")}
+REQUIRED = {"stall": ("worker", "seconds"), "fail": ("worker",), "nan": ("worker",),
+            "kill": ("worker", "iteration")}
 
 
 @dataclass(frozen=True)
@@ -45,6 +57,7 @@ class Fault:
     first: int = 0
     last: float = math.inf
     seconds: float = 0.0
+    chunks: int = 0
 
     def active(self, worker, iteration):
         """Whether this fault acts on ``worker`` in ``iteration``."""
@@ -83,14 +96,20 @@ def _parse_one(part):
         fault["last"] = _int(b, "iteration", part) if dash else fault["first"]
         require(fault["last"] >= fault["first"], f"--faults {part!r}: empty iteration "
                 f"range {params['iteration']!r}")
-    if kind == "stall":
+    if kind == "kill":
+        require(fault["first"] == fault["last"], f"--faults {part!r}: a worker dies once: "
+                f"iteration must be one number, got {params['iteration']!r}")
+        fault["chunks"] = _int(params.get("chunks", "0"), "chunks", part)
+    if "seconds" in params:
         try:
             seconds = float(params["seconds"])
         except ValueError:
             raise UsageError(f"--faults {part!r}: seconds={params['seconds']!r} is not a "
                              f"number") from None
-        require(math.isfinite(seconds) and seconds > 0, f"--faults {part!r}: seconds must "
-                f"be a positive finite number, got {params['seconds']!r}")
+        zero = kind == "kill"  # kill: 0 s is "as soon as the chunks are done"
+        require(math.isfinite(seconds) and (seconds > 0 or zero and seconds == 0),
+                f"--faults {part!r}: seconds must be a {'non-negative' if zero else 'positive'}"
+                f" finite number, got {params['seconds']!r}")
         fault["seconds"] = seconds
     return Fault(**fault)
 
@@ -134,3 +153,18 @@ class FaultPlan:
     def corrupts(self, worker: int, iteration: int) -> bool:
         """Whether ``worker``'s vector is NaN in ``iteration``."""
         return bool(self._active("nan", worker, iteration))
+
+    def kill_point(self, worker, iteration):
+        """``(chunks, seconds)`` at which ``worker`` dies in ``iteration``, or None."""
+        kills = self._active("kill", worker, iteration)
+        return min((f.chunks, f.seconds) for f in kills) if kills else None
+
+    def trajectory_spec(self):
+        """The spec without its kill faults: what a checkpoint's fingerprint compares."""
+        return "+".join(p.strip() for p in self.spec.split("+")
+                        if p.strip() and not p.strip().startswith("kill")) or None
+
+
+def die():
+    """End this process at once with SIGKILL, as an out-of-memory kill or a lost node would."""
+    os.kill(os.getpid(), signal.SIGKILL)

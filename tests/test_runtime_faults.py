@@ -42,6 +42,42 @@ def test_fault_plan_answers_by_worker_and_iteration():
         plan.check_workers(3)
 
 
+def test_kill_faults_name_one_point_and_leave_the_fingerprint():
+    from mpigc import config
+    from mpigc.cli import build_parser
+    from mpigc.runtime import checkpoint
+
+    plan = FaultPlan("kill:worker=2,iteration=3,chunks=1+stall:worker=1,seconds=1"
+                     "+kill:worker=4,iteration=5,seconds=0.5+kill:worker=2,iteration=3")
+    assert plan.kill_point(2, 3) == (0, 0.0)  # the earlier of two points
+    assert plan.kill_point(4, 5) == (0, 0.5) and plan.kill_point(4, 4) is None
+    assert plan.trajectory_spec() == "stall:worker=1,seconds=1"
+    assert FaultPlan("kill:worker=0,iteration=1").trajectory_spec() is None
+
+    def fp(faults):
+        args = build_parser().parse_args(["train"] + (["--faults", faults] if faults else []))
+        return checkpoint.fingerprint(config.from_args(args), 6)
+
+    assert fp("kill:worker=1,iteration=2") == fp(None)
+    assert fp("fail:worker=1+kill:worker=1,iteration=2") == fp("fail:worker=1")
+
+
+def test_survivors_keep_the_trigger_while_every_chunk_has_ell_live_holders():
+    from mpigc.runtime.ps import ParameterServer
+    from mpigc.schemes import build_protocol
+
+    # cyclic load 3 over 5 workers: chunk j is held by workers j-2, j-1, j (mod 5)
+    ps = ParameterServer(None, build_protocol("psgc", 5, load=3), np.ones(5), 4)
+    assert ps.survives([2]) and ps.survives([1, 2]) and ps.uncovered([1, 2]) == []
+    assert not ps.survives([1, 2, 3]) and ps.uncovered([1, 2, 3]) == [3]
+    ell2 = ParameterServer(None, build_protocol("psgc", 5, load=3, ell=2), np.ones(5), 4)
+    assert ell2.uncovered([1, 2]) == [2, 3] and not ell2.survives([1, 2])
+    uncoded = ParameterServer(None, build_protocol("uncoded", 5), np.ones(5), 4)
+    assert not uncoded.survives([4]) and uncoded.uncovered([4]) == [4]
+    gc = ParameterServer(None, build_protocol("gc", 5, load=3), np.ones(5), 4)  # s = 2
+    assert gc.survives([0, 3]) and not gc.survives([0, 1, 3])
+
+
 @pytest.mark.parametrize("spec, fragment", [
     ("crash:worker=1", "unknown fault 'crash'"),
     ("stall:worker=1", "missing seconds"),

@@ -31,6 +31,16 @@ class AllreduceRoot:
     def record(self, seconds):
         """Nothing to adapt: an allreduce has no timeout."""
 
+    @staticmethod
+    def uncovered(dead):
+        """Chunks without a live holder: a dead worker's own (one chunk each, no copies)."""
+        return sorted(dead)
+
+    @staticmethod
+    def survives(dead):
+        """An allreduce needs every worker."""
+        return not dead
+
     def connect(self):
         """Collective before the first iteration: a barrier (no PS-worker connections)."""
         self.comm.barrier()

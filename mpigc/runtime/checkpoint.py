@@ -37,6 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mpigc.errors import UsageError
+from mpigc.faults import FaultPlan
 from mpigc.runtime.log import ITERATIONS, atomic_write, read_records
 
 FILENAME = "checkpoint.npz"
@@ -61,6 +62,7 @@ def path(directory: str) -> str:
 def fingerprint(cfg, world_size: int) -> dict:
     """The options of ``cfg`` that change the trajectory, and the world size (a dict)."""
     fp = {k: getattr(cfg, k) for k in FINGERPRINT_OPTIONS}
+    fp["faults"] = FaultPlan(cfg.faults).trajectory_spec()  # a death is not a trajectory
     fp[WORLD] = int(world_size)
     return fp
 

@@ -11,7 +11,9 @@ class Command(enum.IntEnum):
     final evaluation follows), CHECKPOINT_STOP (a checkpoint was written after a signal;
     every rank exits 0 without the final evaluation) and NONFINITE_STOP (a non-finite
     gradient or loss; the final evaluation follows, then exit status
-    :data:`~mpigc.errors.EXIT_NONFINITE`).
+    :data:`~mpigc.errors.EXIT_NONFINITE`) and LOST_STOP (processes the run cannot do
+    without died, ULFM: rank 0 wrote a checkpoint; every rank exits with
+    :data:`~mpigc.errors.EXIT_LOST` without the final evaluation).
     """
 
     CONTINUE = 0
@@ -19,6 +21,7 @@ class Command(enum.IntEnum):
     CHECKPOINT_STOP = 2
     NONFINITE_STOP = 3
     CHECKPOINT = 4
+    LOST_STOP = 5
 
     @property
     def evaluates(self):

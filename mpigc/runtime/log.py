@@ -158,6 +158,12 @@ class RunLog:
         if not self.quiet:
             self._show(record)
 
+    def event(self, text):
+        """One line about something that happened to the run (a worker died)."""
+        if not self.quiet:
+            self.stream.write(("\n" if self.tty else "") + f"mpigc: {text}\n")
+            self.stream.flush()
+
     def _show(self, record):
         done = record["iteration"] + 1
         loss = record["loss"]

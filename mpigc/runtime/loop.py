@@ -11,6 +11,16 @@ to, ``line_search`` whether it was a line-search trial, ``accepted`` whether the
 there (one per finished step: every GD and Nesterov evaluation, the L-BFGS trial that the
 line search accepted; L-BFGS's first evaluation, at the start, is neither). A step's
 records are written when the step ends.
+
+A worker process that dies (ULFM, :mod:`~mpigc.runtime.comm`): every survivor recovers the
+communicator and :meth:`Objective.evaluate` redoes the interrupted iteration on the
+survivors, the dead workers' state fixed at 0 (they never report again), so an exact scheme
+stays exact while every chunk keeps ell live holders. When the trigger can no longer fire
+on the survivors (coverage lost in exact mode, a scheme without redundancy, allreduce),
+rank 0 writes the checkpoint of that iteration, prints one line naming the chunks and every
+rank exits with :data:`~mpigc.errors.EXIT_LOST`; deadline mode goes on approximately. Each
+death is logged: ``failures`` in the iteration's record, ``deaths`` in summary.json, one
+progress line. The PS's own death cannot be survived: the workers exit with EXIT_LOST.
 """
 
 from __future__ import annotations
@@ -18,14 +28,15 @@ from __future__ import annotations
 import os
 import signal
 import time
+import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional
 
 import numpy as np
 
 from mpigc import models
-from mpigc.errors import EXIT_NONFINITE
+from mpigc.errors import EXIT_LOST, EXIT_NONFINITE, ProcessFailure
 from mpigc.optim import MAX_ITERATIONS, gradient_tol, make_optimizer
 from mpigc.runtime import checkpoint, summary
 from mpigc.runtime.commands import Command
@@ -46,6 +57,10 @@ class NonFinite(Exception):
                          f"{iteration}")
 
 
+class Lost(Exception):
+    """Workers died and the run cannot go on exactly on the survivors (the line says why)."""
+
+
 @dataclass
 class Evaluation:
     """One call of :meth:`Objective.evaluate`, as the log sees it."""
@@ -56,6 +71,7 @@ class Evaluation:
     gradient: np.ndarray
     gathered: Gathered
     duration: float
+    failures: list = field(default_factory=list)  # recoveries during this evaluation
 
 
 class Objective:
@@ -86,13 +102,17 @@ class Objective:
         Number of the first evaluation (a resumed run continues the count).
     on_evaluation : callable
         Called with each :class:`Evaluation`, before a :class:`NonFinite` is raised.
+    on_failure : callable, optional
+        ``on_failure(iteration, start)`` after a ProcessFailure: recovers and returns the
+        record's entry (the evaluation is then redone), or raises :class:`Lost`.
     """
 
     def __init__(self, comm, engine, d: int, l2: float, iteration: int,
-                 on_evaluation: Callable[[Evaluation], None]):
+                 on_evaluation: Callable[[Evaluation], None],
+                 on_failure: Optional[Callable[[int, float], dict]] = None):
         self.comm, self.engine, self.d, self.l2 = comm, engine, d, l2
         self.iteration = iteration
-        self.on_evaluation = on_evaluation
+        self.on_evaluation, self.on_failure = on_evaluation, on_failure
         self.command = Command.CONTINUE  # sent with the next evaluation, then reset
 
     def evaluate(self, w: np.ndarray) -> tuple[float, np.ndarray]:
@@ -106,15 +126,24 @@ class Objective:
         w = np.array(w, dtype=np.float64)
         t = self.iteration
         start = time.perf_counter()
-        self.comm.bcast_iteration(self.d, t, self.command, w)
+        failures = []
+        while True:
+            try:
+                self.comm.bcast_iteration(self.d, t, self.command, w)
+                gathered = self.engine.gather(t, w)
+                break
+            except ProcessFailure:
+                if self.on_failure is None:
+                    raise
+                failures.append(self.on_failure(t, start))  # or Lost
+                self.command = Command.CONTINUE  # redo it on the survivors
         self.command = Command.CONTINUE
-        gathered = self.engine.gather(t, w)
         gradient = gathered.grad + self.l2 * w
         loss = gathered.data_loss + 0.5 * self.l2 * float(w @ w)
         duration = time.perf_counter() - start
         self.engine.record(duration)
         self.iteration += 1
-        self.on_evaluation(Evaluation(t, w, loss, gradient, gathered, duration))
+        self.on_evaluation(Evaluation(t, w, loss, gradient, gathered, duration, failures))
         if gathered.nonfinite is not None:
             raise NonFinite(gathered.nonfinite, t)
         return loss, gradient
@@ -167,7 +196,8 @@ class History:
             "trigger": g.trigger, "state": g.state, "loss": ev.loss, "grad_rel_err": err,
             "objective": objective, "chunk_times": g.chunk_times,
             "recovered_fraction": g.recovered, "stale_messages": g.stale,
-            "dropped": g.dropped, "rounds": g.rounds, "waited": g.waited})
+            "dropped": g.dropped, "rounds": g.rounds, "waited": g.waited,
+            "failures": ev.failures})
 
     def end_step(self, step: int, last) -> None:
         """Write the records of optimizer step ``step`` (``last``: the optimizer's
@@ -212,7 +242,8 @@ def run_root(job, lr: Optional[float], scale: np.ndarray, setup_s: float) -> Opt
     history = History(job, RunLog(cfg.out, cfg.iterations, quiet=cfg.quiet), scale)
     if job.resumed is not None:
         history.restore(job.resumed, job.previous, opt, engine)
-    objective = Objective(job.comm, engine, job.d, cfg.l2, history.starts[-1], history.record)
+    objective = Objective(job.comm, engine, job.d, cfg.l2, history.starts[-1], history.record,
+                          lambda t, start: _recover_root(job, engine, history.log, t, start))
     evaluate, converged = scaled(objective.evaluate, scale), gradient_tol(cfg.tol, scale)
     signal_at = int(os.environ.get(TEST_SIGNAL_ENV, -1))
     failure, reason = None, MAX_ITERATIONS  # failure: a non-finite gradient or loss
@@ -237,6 +268,8 @@ def run_root(job, lr: Optional[float], scale: np.ndarray, setup_s: float) -> Opt
             stopped = opt.step(evaluate, converged)
         except NonFinite as exc:  # the optimizer kept the model before this step
             failure = str(exc)
+        except Lost as exc:  # the optimizer is still before this step: checkpoint it
+            return _stop_lost(job, objective, history, opt, lr, str(exc), t)
         history.end_step(t, opt.last)
         if failure is not None:
             break
@@ -246,16 +279,72 @@ def run_root(job, lr: Optional[float], scale: np.ndarray, setup_s: float) -> Opt
     return _finish_root(job, objective, history, opt, lr, failure, reason, setup_s)
 
 
+def _recover_root(job, engine, log, t, start):
+    """Rank 0 after a ProcessFailure in iteration ``t`` (begun at ``start``): recover, log
+    the deaths in one line; the record's ``failures`` entry, or :class:`Lost`."""
+    detected = time.perf_counter()
+    workers = [r - 1 for r in job.recover()]
+    recovery = time.perf_counter() - detected
+    dead = job.dead_workers()
+    uncovered = engine.uncovered(dead)
+    job.deaths.extend({"worker": w, "iteration": t, "detected_s": detected - start,
+                       "recovery_s": recovery} for w in workers)
+    approximate = job.protocol.deadline is not None and not job.allreduce
+    log.event(f"worker{'s' if len(workers) > 1 else ''} {', '.join(map(str, workers))} died "
+              f"in iteration {t}; recovered in {recovery * 1e3:.1f} ms, going on with "
+              f"{job.n - len(dead)} of {job.n} workers" +
+              (f"; chunks {uncovered} lost: approximate from now on"
+               if uncovered and approximate else ""))
+    if not (engine.survives(dead) or approximate):
+        if job.allreduce:
+            why = "it needs every worker's gradient (no redundancy)"
+        elif uncovered:
+            why = (f"chunk{'s' if len(uncovered) > 1 else ''} {', '.join(map(str, uncovered))}"
+                   f" held by fewer than ell={job.protocol.ell} live workers")
+        else:
+            why = (f"its trigger needs {job.protocol.finished_needed} finished workers, "
+                   f"{job.n - len(dead)} are alive")
+        raise Lost(f"worker{'s' if len(dead) > 1 else ''} {', '.join(map(str, dead))} died; "
+                   f"{job.cfg.scheme} cannot go on exactly: {why}")
+    return {"workers": workers, "detected_s": detected - start, "recovery_s": recovery,
+            "uncovered": uncovered}
+
+
+def _stop_lost(job, objective, history, opt, lr, why, t):
+    """Checkpoint before optimizer step ``t`` (with --out), stop every rank: EXIT_LOST."""
+    cfg = job.cfg
+    history.pending = []  # the evaluations of the interrupted step are redone on resume
+    if cfg.out is not None:
+        checkpoint.save(cfg.out, history.checkpoint(t, lr, opt))
+        kept = (f"checkpoint at iteration {t} in {checkpoint.path(cfg.out)}; resume with "
+                f"--resume {cfg.out} on a full-size job")
+    else:
+        kept = "no --out DIR: no checkpoint"
+    objective.stop(Command.LOST_STOP, to_user(opt.w, history.scale))
+    history.log.suspend()
+    job.comm.finish()
+    print(f"mpigc: error: {why}; {kept}", file=sys.stderr, flush=True)
+    return EXIT_LOST
+
+
 def _finish_root(job, objective, history, opt, lr, failure, reason, setup_s):
     """The stop broadcast, the exact final evaluation, the outputs and the last line."""
     cfg, comm = job.cfg, job.comm
     total = history.elapsed()
     w_final = to_user(opt.w, history.scale)
-    objective.stop(Command.STOP if failure is None else Command.NONFINITE_STOP, w_final)
-    loss_sum, correct = comm.reduce_sum(np.zeros(2))
-    comm.finish()
+    while True:  # on the survivors, when a worker dies meanwhile
+        try:
+            objective.stop(Command.STOP if failure is None else Command.NONFINITE_STOP, w_final)
+            loss_sum, correct = comm.reduce_sum(np.zeros(2))
+            comm.finish()
+            break
+        except ProcessFailure:
+            _recover_root(job, objective.engine, history.log, objective.iteration,
+                          time.perf_counter())
     final_loss = loss_sum / job.n_rows + 0.5 * cfg.l2 * float(w_final @ w_final)
     accuracy = correct / job.n_rows if cfg.model == "logistic" else None
+    if None in job.owner:  # deadline mode lost every holder of a chunk: no exact loss
+        final_loss = accuracy = None
     result = summary.summarise(job, history, total, final_loss, accuracy, lr, failure)
     result.update(optimizer_steps=opt.iteration, evaluations=len(history.durations),
                   stop_reason=None if failure is not None else reason, setup_s=setup_s)
@@ -269,14 +358,23 @@ def run_worker(job) -> Optional[int]:
     job.data.warm(job.cfg.model, np.zeros(job.d))
     engine.connect()  # the last collective before the first iteration
     while True:
-        iteration, command, w = job.comm.bcast_iteration(job.d)
-        if not command.evaluates:
-            break
-        engine.iterate(iteration, w)
-    if command == Command.CHECKPOINT_STOP:
-        job.comm.finish()
-        return None
-    loss, correct = job.data.evaluate(job.cfg.model, job.owned(), w)
-    job.comm.reduce_sum(np.array([loss, correct], dtype=np.float64))
-    job.comm.finish()
-    return EXIT_NONFINITE if command == Command.NONFINITE_STOP else None
+        try:
+            iteration, command, w = job.comm.bcast_iteration(job.d)
+            if command.evaluates:
+                engine.iterate(iteration, w)
+                continue
+            if command in (Command.CHECKPOINT_STOP, Command.LOST_STOP):
+                job.comm.finish()
+                return EXIT_LOST if command == Command.LOST_STOP else None
+            loss, correct = job.data.evaluate(job.cfg.model, job.owned(), w)
+            job.comm.reduce_sum(np.array([loss, correct], dtype=np.float64))
+            job.comm.finish()
+            return EXIT_NONFINITE if command == Command.NONFINITE_STOP else None
+        except ProcessFailure:  # back to the next broadcast, on the survivors
+            job.recover()
+            if 0 in job.comm.dead:
+                if job.comm.rank == min(job.comm.alive):
+                    print("mpigc: error: the parameter server (rank 0) died; no run "
+                          "survives that (resume from the last checkpoint, see "
+                          "--checkpoint-every)", file=sys.stderr, flush=True)
+                return EXIT_LOST

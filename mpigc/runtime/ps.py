@@ -223,6 +223,21 @@ class ParameterServer:
         """Receive row of ``rank``'s vector (anything else is received into its own array)."""
         return self.decoder.row(rank - 1)
 
+    def uncovered(self, dead):
+        """Chunks held by fewer than ell workers outside ``dead`` (ascending)."""
+        a = self.protocol.assignment
+        live = np.ones(a.n_workers, dtype=bool)
+        live[list(dead)] = False
+        holders = np.bincount(a.entry_chunk, weights=live[a.holders_idx], minlength=a.n_chunks)
+        return np.flatnonzero(holders < self.protocol.ell).tolist()
+
+    def survives(self, dead):
+        """Whether the trigger can still fire without the workers ``dead``: the exact decode
+        stays possible (a dead worker is one that never reports, so its state stays 0)."""
+        state = self.protocol.assignment.loads.copy()
+        state[list(dead)] = 0
+        return self._fires(state)
+
     def record(self, seconds):
         """Duration of a finished iteration (for both timeouts)."""
         self.durations.append(seconds)

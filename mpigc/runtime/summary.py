@@ -42,6 +42,7 @@ def summarise(job, history, total: float, final_loss: float, accuracy: Optional[
             "dtype": cfg.dtype, "verify": cfg.verify,
             "iteration_timeout": cfg.iteration_timeout},
         "run_starts": history.starts,  # iteration at which each resumed segment began
+        "deaths": job.deaths, "fault_tolerant": job.comm.fault_tolerant,
         "error": failure,
     }
 
@@ -64,10 +65,12 @@ def report(job, summary: dict, failure: Optional[str]) -> Optional[int]:
     if not cfg.quiet:
         acc = "" if summary["accuracy"] is None else f", accuracy {summary['accuracy']:.4f}"
         where = f"; wrote {cfg.out}" if cfg.out else ""
+        final = summary["final_loss"]
+        final = "unknown (a chunk lost every holder)" if final is None else f"{final:.8g}"
         print(f"mpigc: {cfg.scheme} with {job.n} workers: {cfg.optimizer} "
               f"{summary['optimizer_steps']} steps, {summary['evaluations']} evaluations "
               f"({summary['stop_reason']}), mean {summary['mean_iteration_s']:.4f} "
-              f"s/evaluation, final loss {summary['final_loss']:.8g}{acc}{where}", flush=True)
+              f"s/evaluation, final loss {final}{acc}{where}", flush=True)
     return None
 
 

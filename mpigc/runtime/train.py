@@ -8,7 +8,8 @@ outputs :mod:`~mpigc.runtime.summary`;
 docs/ARCHITECTURE.md describes the run as a whole.
 
 Any exception other than agreed bad input prints its traceback and aborts the whole job:
-a failing rank never leaves the others waiting.
+a failing rank never leaves the others waiting. A rank that dies is another matter under
+ULFM (:mod:`~mpigc.runtime.loop`): the survivors go on or stop cleanly.
 """
 
 import sys
@@ -53,10 +54,11 @@ def main(args):
     if error is not None:
         raise UsageError(error)
     try:
-        return job.run() or 0
+        status = job.run() or 0
     except BaseException:  # noqa: BLE001
         _abort(comm)
-    return 0
+    comm.exit_if_survived(status)
+    return status
 
 
 def _prepare(args, comm, mpicomm, stop):
@@ -102,8 +104,9 @@ class Job:
         self.n_rows = source.n_rows
         self.allreduce = not protocol.scheme.uses_ps
         a = protocol.assignment
-        # Each chunk is evaluated once, by its first holder (worker j for allreduce).
+        # Each chunk is evaluated once, by its first live holder (worker j for allreduce).
         self.owner = [int(a.holders(j)[0]) for j in range(a.n_chunks)]
+        self.deaths = []  # rank 0: {"worker", "iteration", "detected_s", "recovery_s"}
         self.worker = comm.rank - 1
         self.data = None
         self.full = None  # (X, y) on rank 0 with --verify
@@ -144,6 +147,21 @@ class Job:
         if self.full is not None:
             self.full = (self.full[0], prepare_labels(self.full[1], cfg.model))
         return None
+
+    def recover(self):
+        """Every survivor after a ProcessFailure: shrink to the survivors, give every chunk
+        its first live holder as owner (None: nobody alive holds it). Returns the original
+        ranks that died."""
+        died = self.comm.recover()
+        live = set(self.comm.alive)
+        a = self.protocol.assignment
+        for j in range(a.n_chunks):
+            holders = [int(i) for i in a.holders(j) if int(i) + 1 in live]
+            self.owner[j] = holders[0] if holders else None
+        return died
+
+    def dead_workers(self):
+        return [r - 1 for r in self.comm.dead]
 
     def owned(self):
         """The chunks of this worker that it evaluates (each chunk has one owner)."""

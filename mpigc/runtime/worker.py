@@ -12,7 +12,7 @@ import time
 import numpy as np
 
 from mpigc import kernels
-from mpigc.faults import FaultPlan
+from mpigc.faults import FaultPlan, die
 from mpigc.runtime.poll import Backoff
 
 # Seconds between two tests of the state while a delay is slept, and the longest sleep
@@ -163,8 +163,14 @@ class Worker:
         comm, protocol = self.comm, self.protocol
         request, buf = comm.post_state(self.n)
         signalled = [False]
+        finished = [0]  # chunks done, for a kill fault
+        kill = self.faults.kill_point(self.worker, iteration)
+        start = time.perf_counter()
 
         def interrupted():
+            if kill is not None and finished[0] >= kill[0] and \
+                    time.perf_counter() - start >= kill[1]:
+                die()
             if not signalled[0] and comm.done(request):
                 signalled[0] = True
             return signalled[0]
@@ -181,6 +187,7 @@ class Worker:
                     break
                 losses.append(done[0])
                 times.append(done[1])
+                finished[0] = k + 1
                 if protocol.reports_at(self.worker, k + 1):
                     comm.send_progress(iteration, k + 1, times[reported:])
                     reported = k + 1
@@ -190,6 +197,8 @@ class Worker:
         while not interrupted():
             comm.progress_sends()
             backoff.wait()
+        if kill is not None:
+            die()  # the iteration ended before the kill point: die before transmitting
         comm.post_next_iteration(self.d)
         stall = self.faults.stall_seconds(self.worker, iteration)
         if stall:

@@ -1,6 +1,7 @@
 """Run a test body on every rank; any exception aborts the whole MPI job (no hang).
 
-Modelled on mpi4py's own test runner: a failing rank calls MPI_Abort so the ranks that
+Modelled on mpi4py's own test runner: a failing rank aborts the job (mpigc's
+``Comm.abort``: MPI_Abort, and under Open MPI with ULFM its launcher too) so the ranks that
 wait for it in a collective are killed instead of waiting forever.
 """
 
@@ -14,6 +15,8 @@ def run(body):
     launch.configure()
     from mpi4py import MPI
 
+    from mpigc.runtime.comm import Comm
+
     comm = MPI.COMM_WORLD
     try:
         body(comm)
@@ -21,7 +24,7 @@ def run(body):
         traceback.print_exc()
         sys.stderr.write(f"rank {comm.rank} failed: aborting the job\n")
         sys.stderr.flush()
-        comm.Abort(1)
+        Comm(comm).abort(1)
     comm.Barrier()
     if comm.rank == 0:
         print("OK", flush=True)
