@@ -67,10 +67,10 @@ def _kill_from_outside(out, rank, *args, after=3):
     proc = start(mpi_command(WORKERS + 1, _cmd(out, *args)))
     try:
         pid = rank_pid(proc.tag, rank)
-        part = os.path.join(out, ".iterations.jsonl.part")
+        live = os.path.join(out, "iterations.jsonl")
         deadline = time.monotonic() + TIMEOUT
         while time.monotonic() < deadline and not (
-                os.path.exists(part) and open(part).read().count("\n") >= after):
+                os.path.exists(live) and open(live).read().count("\n") >= after):
             time.sleep(0.01)
         time.sleep(random.uniform(0.0, 0.1))
         os.kill(pid, signal.SIGKILL)
