@@ -62,8 +62,8 @@ def _survived(res):
 
 
 def _kill_from_outside(out, rank, *args, after=3):
-    """Start a run, SIGKILL ``rank`` at a random moment once ``after`` iterations are
-    logged; returns (CompletedProcess-like result, seconds the run had done when killed)."""
+    """Start a run, SIGKILL ``rank`` at a random moment (0-0.1 s) once ``after`` iterations
+    are logged; returns the result (status, output and leftover processes)."""
     proc = start(mpi_command(WORKERS + 1, _cmd(out, *args)))
     try:
         pid = rank_pid(proc.tag, rank)
