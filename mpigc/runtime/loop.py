@@ -27,8 +27,8 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Optional
