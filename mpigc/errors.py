@@ -21,4 +21,5 @@ EXIT_LOST = 4
 
 class ProcessFailure(Exception):
     """A rank of the communicator died, or another rank revoked it (ULFM): every survivor
-    calls :meth:`mpigc.runtime.comm.Comm.recover`. Raised by the communication layer only."""
+    calls :meth:`mpigc.runtime.comm.Comm.recover`. Raised by the communication layer only.
+    """

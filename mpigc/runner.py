@@ -75,7 +75,8 @@ def run(cmd: Sequence, timeout: float, env: Optional[dict] = None, cwd=None,
 
 def leftover(tag, grace: float = 3.0) -> list:
     """``(pid, command line)`` of the processes of the job ``tag`` still there ``grace``
-    seconds after its launcher ended (killed then): a rank may take a moment to exit."""
+    seconds after its launcher ended (killed then): a rank may take a moment to exit.
+    """
     deadline = time.monotonic() + grace
     while launch.job_pids(tag) and time.monotonic() < deadline:
         time.sleep(0.05)

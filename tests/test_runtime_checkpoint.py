@@ -24,8 +24,16 @@ from mpigc.errors import UsageError
 from mpigc.optim import make_optimizer
 from mpigc.runtime import checkpoint, launch
 from mpigc.runtime.checkpoint import Checkpoint
-from mpiutil import (REPO, assert_ok, assert_usage_error, mpi_command, rank_pid, read_run,
-                     run_mpi, start)
+from mpiutil import (
+    REPO,
+    assert_ok,
+    assert_usage_error,
+    mpi_command,
+    rank_pid,
+    read_run,
+    run_mpi,
+    start,
+)
 
 DATA = "synthetic:n=2000,d=10"
 WORKERS = 4

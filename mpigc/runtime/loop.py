@@ -281,7 +281,8 @@ def run_root(job, lr: Optional[float], scale: np.ndarray, setup_s: float) -> Opt
 
 def _recover_root(job, engine, log, t, start):
     """Rank 0 after a ProcessFailure in iteration ``t`` (begun at ``start``): recover, log
-    the deaths in one line; the record's ``failures`` entry, or :class:`Lost`."""
+    the deaths in one line; the record's ``failures`` entry, or :class:`Lost`.
+    """
     detected = time.perf_counter()
     workers = [r - 1 for r in job.recover()]
     recovery = time.perf_counter() - detected

@@ -233,7 +233,8 @@ class ParameterServer:
 
     def survives(self, dead):
         """Whether the trigger can still fire without the workers ``dead``: the exact decode
-        stays possible (a dead worker is one that never reports, so its state stays 0)."""
+        stays possible (a dead worker is one that never reports, so its state stays 0).
+        """
         state = self.protocol.assignment.loads.copy()
         state[list(dead)] = 0
         return self._fires(state)

@@ -151,7 +151,8 @@ class Job:
     def recover(self):
         """Every survivor after a ProcessFailure: shrink to the survivors, give every chunk
         its first live holder as owner (None: nobody alive holds it). Returns the original
-        ranks that died."""
+        ranks that died.
+        """
         died = self.comm.recover()
         live = set(self.comm.alive)
         a = self.protocol.assignment
@@ -161,6 +162,7 @@ class Job:
         return died
 
     def dead_workers(self):
+        """Workers found dead so far (ascending)."""
         return [r - 1 for r in self.comm.dead]
 
     def owned(self):
