@@ -52,6 +52,12 @@ def test_gc_on_frc_fires_when_every_group_has_ell_finished_workers(n, load, ell,
         g, recovered = p.decode(state, sent, d)
         assert recovered == 1.0
         np.testing.assert_allclose(g, grads.sum(axis=0), rtol=1e-10, atol=1e-12)
+        # the PS's form of the same decode: weights on the rows as they arrive
+        W, _ = p.decode_weights(state)
+        Y = np.zeros((n, max(len(v) for v in sent.values())))
+        for i, v in sent.items():
+            Y[i, :len(v)] = v
+        np.testing.assert_allclose((W @ Y).reshape(-1)[:d], grads.sum(axis=0), rtol=1e-10, atol=1e-12)
     if 1 < load < n:  # the old "any N - s finished" rule would have waited longer
         assert fewer_than_n_minus_s > 10
 
