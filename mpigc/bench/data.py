@@ -21,6 +21,7 @@ synthetic start-up <= 2.0 s and svmlight start-up <= 5.0 s with 9 ranks.
 
 import json
 import os
+import shlex
 import statistics
 import subprocess
 import sys
@@ -31,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from mpigc.bench import jobs
+from mpigc import runner
 from mpigc.errors import require
 
 TARGETS = {"speedup_vs_sklearn": 4.0, "startup_synthetic_s": 2.0, "startup_svmlight_s": 5.0}
@@ -91,12 +92,12 @@ def _sklearn(path):
 
 
 def _startup(ranks, data, root):
-    cmd = jobs.default_launcher().format(n=ranks).split() + [
+    cmd = shlex.split(runner.default_launcher().format(n=ranks)) + [
         sys.executable, "-m", "mpigc", "train", "--iterations", "1", "--quiet"]
     if data is not None:
         cmd += ["--data", str(data)]
     t0 = time.perf_counter()
-    jobs.run(cmd + ["--out", str(root / f"run-{time.monotonic_ns()}")], timeout=600)
+    runner.run(cmd + ["--out", str(root / f"run-{time.monotonic_ns()}")], timeout=600)
     return time.perf_counter() - t0
 
 
@@ -148,7 +149,7 @@ def main(args):
     try:
         with tempfile.TemporaryDirectory(prefix="mpigc-bench-data-") as tmp:
             result = measure(args, Path(tmp))
-    except jobs.JobFailed as exc:
+    except runner.JobFailed as exc:
         raise SystemExit(f"mpigc bench data: {exc}") from None
     if args.json:
         print(json.dumps(result))
