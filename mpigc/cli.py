@@ -1,4 +1,4 @@
-"""Command-line front end: ``mpigc train | simulate | bench | warmup``.
+"""Command-line front end: ``mpigc train | simulate | bench | convert | warmup``.
 
 Every subcommand validates its input before any MPI work starts. Bad input becomes one
 line on stderr (``mpigc: error: ...``) and exit status 2, printed by rank 0 only; the
@@ -61,6 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true")
 
     _add_bench(sub.add_parser("bench", help="benchmarks"))
+    _add_convert(sub.add_parser("convert", help="any data spec (compressed svmlight too) to "
+                                                "the uncompressed npz layout workers map"))
     sub.add_parser("warmup", help="compile every Numba kernel into the cache")
     return parser
 
@@ -123,6 +125,21 @@ def _add_bench(b):
                          "then measured on the spark problem in the same run")
     bc.add_argument("--out", default=None, metavar="DIR", help="keep the runs in DIR")
 
+    bd = bsub.add_parser("data", help="the svmlight parser against scikit-learn's, and the "
+                                      "start-up of a job on synthetic and svmlight data")
+    bd.add_argument("--json", action="store_true")
+    bd.add_argument("--rows", type=int, default=200_000)
+    bd.add_argument("--cols", type=int, default=50_000)
+    bd.add_argument("--nnz", type=int, default=40, help="entries per row")
+    bd.add_argument("--repeat", type=int, default=3, metavar="K",
+                    help="rounds of every measurement (interleaved); medians are reported")
+    bd.add_argument("--ranks", type=int, default=9, help="ranks of the start-up runs")
+
+
+def _add_convert(c):
+    c.add_argument("input", metavar="IN", help="a --data spec, or FILE.svm.gz/.bz2/.xz")
+    c.add_argument("output", metavar="OUT.npz")
+
 
 # subcommand -> "module:function" taking the parsed arguments, returning an exit status
 _HANDLERS = {
@@ -132,6 +149,8 @@ _HANDLERS = {
     ("bench", "scaling"): "mpigc.bench.scaling:main",
     ("bench", "stragglers"): "mpigc.bench.stragglers:main",
     ("bench", "convergence"): "mpigc.bench.convergence:main",
+    ("bench", "data"): "mpigc.bench.data:main",
+    "convert": "mpigc.data.convert:main",
     "warmup": "mpigc.kernels:warmup_main",
 }
 

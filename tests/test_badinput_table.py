@@ -79,6 +79,17 @@ SVM_NAN = _text("nan.svm", SVM_OK + "1 1:nan 2:1\n")
 SVM_INF = _text("inf.svm", SVM_OK + "0 1:1 3:inf\n")
 SVM_NARROW = _text("narrow.svm", SVM_OK)
 SVM_WIDE = _text("wide.svm", SVM_OK + "1 5:1\n")  # uses feature 5
+SVM_HUGE_INDEX = _text("big.svm", SVM_OK + "1 1:1 99999999999:1\n")
+
+
+def SVM_GZ(tmp):
+    import gzip
+
+    with gzip.open(tmp / "d.svm.gz", "wt") as f:
+        f.write(SVM_OK)
+
+
+SVM_GZ_DAMAGED = _text("bad.svm.gz", "not gzip data\n")
 TRACE_2x3 = _text("trace.txt", "1 1 1\n2 2 2\n")            # 3 columns, the run has 1 worker
 TRACE_WORDS = _text("trace.txt", "1\nfast\n")
 TRACE_NEGATIVE = _text("trace.txt", "1 -2\n")
@@ -329,6 +340,42 @@ CASES = [
          r"2 rows, fewer than the 3 chunks", ranks=4, setup=TWO_ROWS),
     case("fewer-rows-synthetic", ["train", "--data", "synthetic:n=2,d=3"],
          r"2 rows, fewer than the 3 chunks", ranks=4),
+    case("svm-huge-index", ["train", "--data", "big.svm", "--load", "1"],
+         r"big\.svm line 90: feature index 99999999999: a model of 99999999999 features needs "
+         r"[\d.]+ TiB per rank \(\d+ vectors of 745 GiB\), more than the .* available$",
+         ranks=4, setup=SVM_HUGE_INDEX),
+    case("svm-huge-features-option", ["train", "--data", "narrow.svm:features=99999999999"],
+         r"features=99999999999 in the data spec of narrow\.svm: a model of 99999999999 features",
+         ranks=2, setup=SVM_NARROW),
+    case("synthetic-huge-model", ["train", "--data", "synthetic:n=100,d=99999999999"],
+         r"d=99999999999 in the synthetic data spec: a model of 99999999999 features needs",
+         ranks=2),
+    case("synthetic-huge-rows", ["train", "--data", "synthetic:n=10000000,d=100000"],
+         r"the 10000000 x 100000 rows of one rank and the model need [\d.]+ TiB, more than",
+         ranks=4),
+    case("svm-compressed-in-train", ["train", "--data", "d.svm.gz"],
+         r"d\.svm\.gz is compressed: .*'mpigc convert d\.svm\.gz d\.npz'", ranks=2,
+         setup=SVM_GZ),
+    # -- mpigc convert and mpigc bench data (one process)
+    case("convert-output-not-npz", ["convert", "narrow.svm", "out.csv"],
+         r"the output of mpigc convert must be a \.npz file, got 'out\.csv'", setup=SVM_NARROW),
+    case("convert-output-dir-missing", ["convert", "narrow.svm", "nodir/out.npz"],
+         r"cannot write nodir/out\.npz: .*nodir is not a directory", setup=SVM_NARROW),
+    case("convert-output-is-directory", ["convert", "narrow.svm", "d.npz"],
+         r"cannot write d\.npz: it is a directory", setup=_all(SVM_NARROW, _dir("d.npz"))),
+    case("convert-input-missing", ["convert", "nope.svm", "out.npz"], r"data file not found"),
+    case("convert-damaged-gz", ["convert", "bad.svm.gz", "out.npz"], r"cannot read bad\.svm\.gz",
+         setup=SVM_GZ_DAMAGED),
+    case("convert-bad-line", ["convert", "bad.svm", "out.npz"], r"bad\.svm line 90: value 'abc'",
+         setup=SVM_BAD_TOKEN),
+    case("convert-missing-output", ["convert", "narrow.svm"], r"required: OUT\.npz",
+         setup=SVM_NARROW),
+    case("bench-data-rows-zero", ["bench", "data", "--rows", "0"],
+         r"--rows must be at least 1, got 0"),
+    case("bench-data-one-rank", ["bench", "data", "--ranks", "1"],
+         r"--ranks must be at least 2 \(a PS and a worker\), got 1"),
+    case("bench-data-nnz-above-cols", ["bench", "data", "--cols", "10", "--nnz", "20"],
+         r"--nnz must be at most --cols \(10\), got 20"),
     # -- mpigc simulate (no MPI: everything is refused by the one process)
     case("simulate-zero-workers", ["simulate", "--workers", "0"], r"--workers must be >= 1, got 0"),
     case("simulate-zero-trials", ["simulate", "--trials", "0"], r"--trials must be >= 1, got 0"),

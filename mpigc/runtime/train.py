@@ -19,7 +19,7 @@ import traceback
 import numpy as np
 
 from mpigc import config
-from mpigc.data import chunk_bounds, parse_data_spec, prepare_labels
+from mpigc.data import check_memory, chunk_bounds, parse_data_spec, prepare_labels
 from mpigc.errors import UsageError
 from mpigc.optim import optimizer_class
 from mpigc.runtime import checkpoint, launch, loop
@@ -68,13 +68,29 @@ def _prepare(args, comm, mpicomm, stop):
     if comm.size < 2:
         raise UsageError(f"mpigc train needs at least 2 MPI ranks (a parameter server and a "
                          f"worker), got {comm.size}; run it under mpiexec -n N+1")
-    source = parse_data_spec(cfg.data, model=cfg.model)
+    # collective (every rank gets here: the checks above give the same verdict everywhere):
+    # rank 0 opens the files, indexing an svmlight file in one pass, and sends the source
+    source = parse_data_spec(cfg.data, model=cfg.model, comm=comm)
     n = comm.size - 1
     protocol = cfg.protocol(n)
     stragglers = cfg.straggler_model(n)
     bounds = chunk_bounds(source.n_rows, protocol.assignment.n_chunks)
+    _check_sizes(comm, source, protocol, bounds, cfg)
     return Job(comm, cfg, source, protocol, stragglers, bounds, stop,
                mpi_library=mpicomm.library_version())
+
+
+def _check_sizes(comm, source, protocol, bounds, cfg):
+    """Refuse, before anything of the model's size exists, a run whose model (or dense rows)
+    cannot fit here: rank 0 keeps a vector per worker, a worker one per chunk it holds,
+    each rank a few more (model, gradient, optimizer state, buffers)."""
+    if comm.rank == 0:
+        vectors, rows = protocol.n_workers + 6, source.n_rows if cfg.verify else 0
+    else:
+        chunks = protocol.assignment.chunks(comm.rank - 1)
+        vectors = len(chunks) + 6
+        rows = int(sum(bounds[j + 1] - bounds[j] for j in chunks))
+    check_memory(source, vectors, rows, cfg.dtype)
 
 
 def _abort(comm):

@@ -1,0 +1,165 @@
+"""``mpigc bench data``: the svmlight parser against scikit-learn's, and job start-up.
+
+It writes, in a temporary directory that is removed afterwards, an svmlight file of
+``--rows`` x ``--cols`` with ``--nnz`` entries per row and N(0, 1) values, written by
+scikit-learn's ``dump_svmlight_file`` (default 200 000 x 50 000 x 40: about 200 MB, the
+file of the start-up issue), then measures, ``--repeat`` rounds each, interleaved:
+
+- ``svmlight_mbytes_per_s``: file bytes over the time this process (one core) takes to
+  index the file and read every row (``parse_data_spec`` then ``read_rows``), as a
+  single-process caller pays it; the two steps are reported apart too;
+- ``sklearn_mbytes_per_s``: the same for ``sklearn.datasets.load_svmlight_file``;
+  ``speedup_vs_sklearn`` is the ratio of the median times;
+- ``startup_synthetic_s`` / ``startup_svmlight_s``: wall time of the whole command
+  ``mpiexec -n RANKS mpigc train --iterations 1 --quiet`` on the built-in problem and on
+  the file (``--lr auto``, the default), and ``startup_stages_s``: where one process's
+  start-up goes (imports, the Numba cache loads, the data of one worker).
+
+All values are medians, with every run listed. Targets (issue 16): speedup >= 4,
+synthetic start-up <= 2.0 s and svmlight start-up <= 5.0 s with 9 ranks.
+"""
+
+import json
+import os
+import shlex
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+
+from mpigc import runner
+from mpigc.errors import require
+
+TARGETS = {"speedup_vs_sklearn": 4.0, "startup_synthetic_s": 2.0, "startup_svmlight_s": 5.0}
+
+# one process's start-up, stage by stage (a worker's imports and cache loads, then its rows)
+_STAGES = """
+import json, sys, time
+t0 = time.perf_counter()
+import numpy, scipy.sparse, mpi4py
+t1 = time.perf_counter()
+import mpigc.runtime.train, mpigc.runtime.worker
+t2 = time.perf_counter()
+from mpigc import kernels
+kernels.warmup()
+t3 = time.perf_counter()
+from mpigc.data import parse_data_spec
+from mpigc.data.svmlight import compiled
+compiled()
+t4 = time.perf_counter()
+parse_data_spec(None).read_rows([(0, 20000 * 3 // 8)])
+t5 = time.perf_counter()
+print(json.dumps({"imports_numpy_scipy_mpi4py": t1 - t0, "imports_mpigc": t2 - t1,
+                  "kernel_cache_load": t3 - t2, "parser_cache_load": t4 - t3,
+                  "synthetic_rows_of_a_worker": t5 - t4}))
+"""
+
+
+def write_file(path, rows, cols, nnz, seed=0):
+    """An svmlight file of ``rows`` x ``cols``, ``nnz`` distinct sorted indices per row."""
+    from sklearn.datasets import dump_svmlight_file
+
+    rng = np.random.default_rng(seed)
+    band = cols // nnz        # one index in each band of columns: distinct and sorted
+    indices = rng.integers(0, band, size=(rows, nnz)) + np.arange(nnz) * band
+    X = sp.csr_matrix((rng.standard_normal(rows * nnz), indices.ravel(),
+                       np.arange(rows + 1) * nnz), shape=(rows, cols))
+    dump_svmlight_file(X, rng.integers(0, 2, rows), str(path), zero_based=False)
+    return os.path.getsize(path)
+
+
+def _ours(path):
+    from mpigc.data import parse_data_spec
+
+    t0 = time.perf_counter()
+    source = parse_data_spec(str(path))
+    t1 = time.perf_counter()
+    source.read_rows([(0, source.n_rows)])
+    return t1 - t0, time.perf_counter() - t1
+
+
+def _sklearn(path):
+    from sklearn.datasets import load_svmlight_file
+
+    t0 = time.perf_counter()
+    load_svmlight_file(str(path))
+    return time.perf_counter() - t0
+
+
+def _startup(ranks, data, root):
+    cmd = shlex.split(runner.default_launcher().format(n=ranks)) + [
+        sys.executable, "-m", "mpigc", "train", "--iterations", "1", "--quiet"]
+    if data is not None:
+        cmd += ["--data", str(data)]
+    t0 = time.perf_counter()
+    runner.run(cmd + ["--out", str(root / f"run-{time.monotonic_ns()}")], timeout=600)
+    return time.perf_counter() - t0
+
+
+def measure(args, root):
+    from mpigc.data.svmlight import compiled
+
+    path = root / "bench.svm"
+    size = write_file(path, args.rows, args.cols, args.nnz)
+    compiled()
+    index, read, theirs, synthetic, svmlight = [], [], [], [], []
+    for _ in range(args.repeat):
+        i, r = _ours(path)
+        index.append(i)
+        read.append(r)
+        theirs.append(_sklearn(path))
+        synthetic.append(_startup(args.ranks, None, root))
+        svmlight.append(_startup(args.ranks, path, root))
+    ours = statistics.median(i + r for i, r in zip(index, read))
+    stages = json.loads(subprocess.run([sys.executable, "-c", _STAGES], check=True,
+                                       capture_output=True, text=True).stdout)
+    mb = size / 1e6
+    result = {
+        "file_mbytes": mb, "rows": args.rows, "cols": args.cols, "nnz_per_row": args.nnz,
+        "repeat": args.repeat, "ranks": args.ranks,
+        "svmlight_mbytes_per_s": mb / ours,
+        "sklearn_mbytes_per_s": mb / statistics.median(theirs),
+        "speedup_vs_sklearn": statistics.median(theirs) / ours,
+        "index_s": statistics.median(index), "read_rows_s": statistics.median(read),
+        "sklearn_s_runs": theirs, "ours_s_runs": [i + r for i, r in zip(index, read)],
+        "startup_synthetic_s": statistics.median(synthetic),
+        "startup_svmlight_s": statistics.median(svmlight),
+        "startup_synthetic_s_runs": synthetic, "startup_svmlight_s_runs": svmlight,
+        "startup_stages_s": stages,
+    }
+    result["meets"] = {"speedup_vs_sklearn": result["speedup_vs_sklearn"] >= 4.0,
+                       "startup_synthetic_s": result["startup_synthetic_s"] <= 2.0,
+                       "startup_svmlight_s": result["startup_svmlight_s"] <= 5.0}
+    return result
+
+
+def main(args):
+    for name in ("rows", "cols", "nnz", "repeat", "ranks"):
+        require(getattr(args, name) >= 1, f"--{name} must be at least 1, got "
+                                          f"{getattr(args, name)}")
+    require(args.nnz <= args.cols, f"--nnz must be at most --cols ({args.cols}), got "
+                                   f"{args.nnz}")
+    require(args.ranks >= 2, f"--ranks must be at least 2 (a PS and a worker), got "
+                             f"{args.ranks}")
+    try:
+        with tempfile.TemporaryDirectory(prefix="mpigc-bench-data-") as tmp:
+            result = measure(args, Path(tmp))
+    except runner.JobFailed as exc:
+        raise SystemExit(f"mpigc bench data: {exc}") from None
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    print(f"file: {result['file_mbytes']:.0f} MB ({args.rows} x {args.cols}, {args.nnz} per row)")
+    print(f"ours    {result['svmlight_mbytes_per_s']:8.1f} MB/s (index {result['index_s']:.3f} s, "
+          f"rows {result['read_rows_s']:.3f} s)")
+    print(f"sklearn {result['sklearn_mbytes_per_s']:8.1f} MB/s")
+    for key, target in TARGETS.items():
+        verdict = "ok" if result["meets"][key] else "MISSED"
+        bound = ">=" if key == "speedup_vs_sklearn" else "<="
+        print(f"{key:<20} {result[key]:.3f}  (target {bound} {target}: {verdict})")
+    return 0
