@@ -6,10 +6,9 @@ import json
 
 import numpy as np
 
-from mpiutil import assert_ok, run_cli
-
 from mpigc.data import parse_data_spec
 from mpigc.data.npz import NpzSource
+from mpiutil import assert_ok, run_cli
 
 TEXT = "".join(f"{i % 2} {i % 5 + 1}:{i * 0.25} 7:{-i}\n" for i in range(200))
 

@@ -102,6 +102,7 @@ def _startup(ranks, data, root):
 
 
 def measure(args, root):
+    """Parser throughput against scikit-learn and 9-rank start-up times, as a dict."""
     from mpigc.data.svmlight import compiled
 
     path = root / "bench.svm"
@@ -139,6 +140,7 @@ def measure(args, root):
 
 
 def main(args):
+    """Entry point of ``mpigc bench data``; prints the measurement as JSON."""
     for name in ("rows", "cols", "nnz", "repeat", "ranks"):
         require(getattr(args, name) >= 1, f"--{name} must be at least 1, got "
                                           f"{getattr(args, name)}")

@@ -13,7 +13,6 @@ import os
 import sys
 import time
 
-
 from mpigc.data.npz import save_npz
 from mpigc.data.spec import parse_data_spec
 from mpigc.errors import UsageError

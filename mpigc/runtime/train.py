@@ -83,7 +83,8 @@ def _prepare(args, comm, mpicomm, stop):
 def _check_sizes(comm, source, protocol, bounds, cfg):
     """Refuse, before anything of the model's size exists, a run whose model (or dense rows)
     cannot fit here: rank 0 keeps a vector per worker, a worker one per chunk it holds,
-    each rank a few more (model, gradient, optimizer state, buffers)."""
+    each rank a few more (model, gradient, optimizer state, buffers).
+    """
     if comm.rank == 0:
         vectors, rows = protocol.n_workers + 6, source.n_rows if cfg.verify else 0
     else:
