@@ -48,7 +48,7 @@ def test_exact_schemes_decode_the_exact_gradient(scheme, uncoded, tmp_path):
     assert SUMMARY_KEYS <= set(summary) and CONFIG_KEYS <= set(summary["config"])
     assert summary["scheme"] == scheme and summary["n_workers"] == 4
     assert summary["iterations"] == 6 and len(records) == 6
-    assert summary["mpi_library"].startswith("MPICH")
+    assert summary["mpi_library"].startswith(("MPICH", "Open MPI"))
     assert summary["max_grad_rel_err"] <= 1e-10
     orderings = summary["config"]["orderings"]
     for t, r in enumerate(records):
