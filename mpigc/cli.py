@@ -59,6 +59,18 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--trials", type=int, default=1000, metavar="K")
     s.add_argument("--replay", default=None, metavar="DIR")
     s.add_argument("--json", action="store_true")
+    c = s.add_argument_group("cost model (seconds instead of chunk times)")
+    c.add_argument("--cost-model", default=None, metavar="FILE",
+                   help="the JSON of 'mpigc bench ps --json': predict seconds per iteration")
+    c.add_argument("--chunk-time", type=float, default=None, metavar="SECONDS",
+                   help="seconds of one chunk at factor 1 (needed with --cost-model)")
+    c.add_argument("--dim", type=int, default=100, metavar="D", help="model dimension d")
+    c.add_argument("--latency", type=float, default=None, metavar="SECONDS",
+                   help="network latency per message (default 2e-6: InfiniBand)")
+    c.add_argument("--bandwidth", type=float, default=None, metavar="BYTES_PER_S",
+                   help="network bandwidth per link (default 12.5e9: 100 Gb/s InfiniBand)")
+    c.add_argument("--decode", default="p2p", choices=("p2p", "reduce"),
+                   help="how the vectors reach the PS (as mpigc train --decode)")
 
     _add_bench(sub.add_parser("bench", help="benchmarks"))
     _add_convert(sub.add_parser("convert", help="any data spec (compressed svmlight too) to "
@@ -135,6 +147,14 @@ def _add_bench(b):
                     help="rounds of every measurement (interleaved); medians are reported")
     bd.add_argument("--ranks", type=int, default=9, help="ranks of the start-up runs")
 
+    bp = bsub.add_parser("ps", help="the parameter server's costs: progress reports, decode")
+    bp.add_argument("--json", action="store_true")
+    bp.add_argument("--cases", default=None, metavar="N:d:ell,...",
+                    help="decode cases (default: mpigc.bench.ps.DEFAULT_CASES, with "
+                         "256:100000:1)")
+    bp.add_argument("--repeat", type=int, default=5, metavar="K",
+                    help="rounds per decode case (best rate, median tail)")
+
 
 def _add_convert(c):
     c.add_argument("input", metavar="IN", help="a --data spec, or FILE.svm.gz/.bz2/.xz")
@@ -150,6 +170,7 @@ _HANDLERS = {
     ("bench", "stragglers"): "mpigc.bench.stragglers:main",
     ("bench", "convergence"): "mpigc.bench.convergence:main",
     ("bench", "data"): "mpigc.bench.data:main",
+    ("bench", "ps"): "mpigc.bench.ps:main",
     "convert": "mpigc.data.convert:main",
     "warmup": "mpigc.kernels:warmup_main",
 }

@@ -99,6 +99,10 @@ class TrainConfig:
     transmit_timeout: Optional[float] = _option(
         None, "drop a worker whose vector is this late (default: max(0.5 s, 5 x the median "
         "iteration time))", metavar="SECONDS", type=float)
+    decode: str = _option(
+        "p2p", "p2p: every vector to the PS, summed as it arrives (default); reduce: one MPI "
+        "reduction of the weighted vectors (the PS receives O(d); waits for every worker, no "
+        "--transmit-timeout)", choices=("p2p", "reduce"))
     dtype: str = _option("float64", choices=("float64", "float32"))
     row_block: int = _option(256, "rows between checks of the encode-and-transmit signal",
                              metavar="ROWS", type=int)
@@ -113,7 +117,7 @@ class TrainConfig:
         return build_protocol(self.scheme, n_workers, assignment=self.assignment, load=self.load,
                               ell=self.ell, ordering=self.ordering, seed=self.seed,
                               beta=self.beta, tolerance=self.straggler_tolerance,
-                              deadline=self.deadline)
+                              deadline=self.deadline, decode_via=self.decode)
 
     def fault_plan(self, n_workers: int) -> FaultPlan:
         """The :class:`~mpigc.faults.FaultPlan`, checked against ``n_workers``."""
@@ -209,6 +213,10 @@ def from_args(args: argparse.Namespace) -> TrainConfig:
                 f"and losses; --deadline decodes approximate ones")
         require(get_scheme(args.scheme).exact, f"--optimizer {args.optimizer} needs exact "
                 f"gradients and losses; {args.scheme} decodes approximate ones")
+    # a reduction waits for every worker: no late one can be dropped and re-encoded around
+    require(args.decode == "p2p" or args.transmit_timeout is None,
+            f"--transmit-timeout needs --decode p2p (a reduction waits for every worker), "
+            f"got --decode {args.decode}")
     values = {f.name: getattr(args, f.name) for f in OPTIONS}
     values.update(
         chunk_time=_finite(args.chunk_time, "--chunk-time"), lr=parse_lr(args.lr),

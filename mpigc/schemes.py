@@ -17,6 +17,7 @@ from mpigc import coding
 from mpigc.errors import UsageError, require
 
 DEFAULT_LOAD = 3
+DECODE_VIA = ("p2p", "reduce")
 
 
 @dataclass(frozen=True)
@@ -168,6 +169,10 @@ class Protocol:
     trigger : str
         The rule in force: ``scheme.frc_trigger`` on a fractional repetition assignment
         when the scheme has one, else ``scheme.trigger``. Derived.
+    decode_via : {"p2p", "reduce"}
+        How the vectors reach the PS: "p2p", every sender's vector point to point, summed
+        as it arrives; "reduce", every worker adds its weighted vector (``decode_weights``)
+        to one nonblocking MPI reduction onto the PS (O(d) into the PS, not O(N d / ell)).
     finished_needed : int or None
         Finished workers that fire the trigger (N - s for "finished", N otherwise); None for
         the coverage trigger. Derived from ``trigger`` and ``tolerance``.
@@ -180,6 +185,7 @@ class Protocol:
     code: "coding.GradientCode"
     encoder: object
     deadline: Optional[float] = None
+    decode_via: str = "p2p"
     trigger: str = field(init=False)
     finished_needed: Optional[int] = field(init=False)
 
@@ -254,7 +260,7 @@ class Protocol:
 
 def build_protocol(scheme, n_workers, assignment="cyclic", load=None, ell=1,
                    ordering="optimal", seed=0, beta="gaussian", tolerance=None,
-                   deadline=None):
+                   deadline=None, decode_via="p2p"):
     """Validate a scheme's options and build its :class:`Protocol`.
 
     Parameters
@@ -279,8 +285,14 @@ def build_protocol(scheme, n_workers, assignment="cyclic", load=None, ell=1,
         takes only the default.
     deadline : float, optional
         Approximate mode: decode at this time (psgc and gc only).
+    decode_via : {"p2p", "reduce"}
+        See :class:`Protocol` (parameter-server schemes only).
     """
     sch = get_scheme(scheme)
+    require(decode_via in DECODE_VIA, f"--decode must be one of {', '.join(DECODE_VIA)}, got "
+            f"{decode_via!r}")
+    require(decode_via == "p2p" or sch.uses_ps,
+            f"--decode {decode_via} applies to parameter-server schemes, not {scheme}")
     require(n_workers >= 1, f"{scheme} needs at least one worker, got {n_workers}")
     if sch.unit_load:
         require(load in (None, 1), f"--load must be 1 for {scheme} (each worker holds one "
@@ -323,4 +335,4 @@ def build_protocol(scheme, n_workers, assignment="cyclic", load=None, ell=1,
     encoder = code
     if sch.encoder == "fixed" and ell == 1:
         encoder = FixedEncoder(coding.FixedCode(a, seed=seed))
-    return Protocol(sch, a, ell, tolerance, code, encoder, deadline)
+    return Protocol(sch, a, ell, tolerance, code, encoder, deadline, decode_via)

@@ -7,12 +7,13 @@ from mpigc.coding.decode import StreamingDecoder
 from mpigc.errors import UsageError
 from mpigc.schemes import build_protocol
 
-CASES = [  # scheme, workers, load, ell, d, group
-    ("psgc", 20, 4, 2, 101, 8),
-    ("psgc", 37, 3, 3, 1000, 4),
-    ("psgc", 3, 3, 1, 5, 8),
-    ("gc", 12, 3, 1, 50, 3),                  # Tandon's fixed code: least-squares weights
-    ("ignore-stragglers", 10, 1, 1, 7, 2),    # rescaled by the recovered fraction
+CASES = [  # scheme, assignment, workers, load, ell, d, group
+    ("psgc", "cyclic", 20, 4, 2, 101, 8),
+    ("psgc", "cyclic", 37, 3, 3, 1000, 4),
+    ("psgc", "cyclic", 3, 3, 1, 5, 8),
+    ("gc", "cyclic", 12, 3, 1, 50, 3),        # Tandon's fixed code: least-squares weights
+    ("gc", "frc", 12, 3, 1, 50, 3),           # one finished worker per group
+    ("ignore-stragglers", "cyclic", 10, 1, 1, 7, 2),  # rescaled by the recovered fraction
 ]
 
 
@@ -23,11 +24,11 @@ def _state(p, rng):
     return rng.integers(0, loads + 1)
 
 
-@pytest.mark.parametrize("scheme,n,load,ell,d,group", CASES)
-def test_streaming_decode_is_protocol_decode_in_any_arrival_order(scheme, n, load, ell, d,
-                                                                  group):
+@pytest.mark.parametrize("scheme,assignment,n,load,ell,d,group", CASES)
+def test_streaming_decode_is_protocol_decode_in_any_arrival_order(scheme, assignment, n, load,
+                                                                  ell, d, group):
     rng = np.random.default_rng(n)
-    p = build_protocol(scheme, n, load=load, ell=ell)
+    p = build_protocol(scheme, n, assignment, load=load, ell=ell)
     state = _state(p, rng)
     grads = rng.standard_normal((p.assignment.n_chunks, d))
     sent = p.encode_all(state, grads)

@@ -96,10 +96,12 @@ def reference(tmp_path_factory):
     return out
 
 
-def test_worker_killed_by_the_fault_plan(tmp_path, reference):
+@pytest.mark.parametrize("decode", ["p2p", "reduce"])
+def test_worker_killed_by_the_fault_plan(tmp_path, reference, decode):
+    # reduce: the reduction of the interrupted iteration is revoked with the communicator
     out = tmp_path / "run"
     res = run_mpi(WORKERS + 1, _cmd(out, "--faults", "kill:worker=2,iteration=4,chunks=1",
-                                    quiet=False), timeout=TIMEOUT)
+                                    "--decode", decode, quiet=False), timeout=TIMEOUT)
     if not _survived(res):
         assert not (out / "summary.json").exists()
         return
@@ -116,9 +118,10 @@ def test_worker_killed_by_the_fault_plan(tmp_path, reference):
     _same_model(out, reference)
 
 
-def test_worker_killed_from_outside_at_a_random_moment(tmp_path, reference):
+@pytest.mark.parametrize("decode", ["p2p", "reduce"])
+def test_worker_killed_from_outside_at_a_random_moment(tmp_path, reference, decode):
     out = tmp_path / "run"
-    res = _kill_from_outside(out, rank=4)
+    res = _kill_from_outside(out, 4, "--decode", decode)
     if not _survived(res):
         return
     assert res.returncode == 0, res.stderr[-3000:]

@@ -217,6 +217,14 @@ def test_nonfinite_vector_stops_the_run_and_keeps_the_last_good_model(tmp_path):
                                atol=1e-12)
 
 
+def test_nonfinite_share_of_a_reduction_is_named(tmp_path):
+    # --decode reduce: the vector travels in the reduction, its finiteness in the message
+    res, _ = _train(tmp_path, "--iterations", 6, "--faults", "nan:worker=1,iteration=3",
+                    "--scheme", "uncoded", "--load", "1", "--decode", "reduce")
+    assert res.returncode == EXIT_NONFINITE, res.stderr[-3000:]
+    assert "non-finite gradient or loss from worker 1 in iteration 3" in res.stderr
+
+
 # -- the PS's rounds, without MPI (deterministic) ----------------------------------------------
 class _FakeComm:
     """The PS's side of :class:`mpigc.runtime.comm.Comm`, with workers that encode at once.

@@ -113,3 +113,17 @@ def test_stale_progress_of_a_lagging_worker_never_counts(uncoded, tmp_path):
     assert summary["max_grad_rel_err"] <= 1e-10
     np.testing.assert_allclose(_reference_losses(records), _reference_losses(uncoded[1]),
                                rtol=1e-9, atol=0)
+
+
+@pytest.mark.parametrize("scheme,ell", [("psgc", 2), ("gc", 1)])
+def test_decode_reduce_is_exact(scheme, ell, uncoded, tmp_path):
+    """--decode reduce: the weighted vectors summed by an MPI reduction (Tandon's
+    least-squares weights for gc) give the exact gradient and uncoded's trajectory."""
+    summary, records = train(4, ["--scheme", scheme, "--ell", ell, "--decode", "reduce",
+                                 "--data", SMALL, "--iterations", 6, "--stragglers", STRAGGLERS,
+                                 "--chunk-time", 0.002, "--verify"], tmp_path)
+    assert summary["config"]["decode"] == "reduce"
+    assert summary["max_grad_rel_err"] <= 1e-10
+    assert all(r["recovered_fraction"] == 1.0 for r in records)
+    np.testing.assert_allclose(_reference_losses(records), _reference_losses(uncoded[1]),
+                               rtol=1e-9, atol=0)

@@ -203,6 +203,20 @@ class Comm:
         return out
 
     @_guarded
+    def start_reduce(self, array):
+        """Nonblocking element-wise sum of ``array`` over all ranks onto rank 0 (``Ireduce``).
+
+        Returns ``(request, out)``; ``out`` (rank 0 only, else None) holds the sum once the
+        request completes. A worker's request is kept with its sends (progressed by
+        :meth:`progress_sends`, completed by :meth:`finish`).
+        """
+        out = np.empty_like(array) if self.rank == 0 else None
+        request = self.comm.Ireduce(array, out, op=MPI.SUM, root=0)
+        if self.rank != 0:
+            self._sends.append((request, array))
+        return request, out
+
+    @_guarded
     def allgather(self, obj):
         """Small Python objects from every rank, in rank order."""
         return self.comm.allgather(obj)
@@ -389,9 +403,14 @@ class Comm:
         reencodes = self.comm.scatter(self.sent_reencodes[self.alive].tolist()
                                       if self.rank == 0 else None, root=0)
         _drain(lambda: self.received_reencodes < reencodes, self.poll_reencode)
+        self.wait_sends()
+        self.comm.Barrier()
+
+    @_guarded
+    def wait_sends(self):
+        """Complete every point-to-point send of this rank (blocking)."""
         MPI.Request.Waitall([r for r, _ in self._sends])
         self._sends = []
-        self.comm.Barrier()
 
     def exit_if_survived(self, status):
         """After a survived failure, end this process with ``status`` without MPI_Finalize.

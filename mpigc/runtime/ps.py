@@ -82,10 +82,14 @@ class ParameterServer:
         self.orderings = protocol.assignment.orderings
         # every vector is received into its worker's row and decoded as it lands; a
         # message is [vector, 4 header values, chunk times, chunk losses] (runtime/comm.py)
-        self.block_len = -(-d // protocol.ell)
         slots = int(protocol.assignment.loads.max())
-        self.decoder = StreamingDecoder(protocol.n_workers, self.block_len, protocol.ell, d,
-                                        extra=4 + 2 * slots)
+        if protocol.decode_via == "reduce":
+            self.decoder = ReducedDecode(comm, protocol.n_workers, protocol.ell, d,
+                                         extra=4 + 2 * slots)
+        else:
+            self.decoder = StreamingDecoder(protocol.n_workers, -(-d // protocol.ell),
+                                            protocol.ell, d, extra=4 + 2 * slots)
+        self.block_len = self.decoder.vectors.shape[1]  # what a transmission starts with
 
     def iteration_timeout(self, first_report=None):
         """Seconds after which an iteration that has not fired is decoded anyway.
@@ -111,6 +115,8 @@ class ParameterServer:
         the median duration of the recent iterations (in the first one: the time it took
         to reach the broadcast, ``to_broadcast``), at least TRANSMIT_FLOOR seconds.
         """
+        if self.protocol.decode_via == "reduce":
+            return math.inf  # a reduction cannot leave a worker out: wait for all of them
         if self.fixed_transmit_timeout is not None:
             return self.fixed_transmit_timeout
         scale = self.median if self.median is not None else to_broadcast
@@ -146,9 +152,7 @@ class ParameterServer:
                 if first_report is None:
                     first_report = time.perf_counter() - start
                     limit = self.iteration_timeout(first_report)
-                tracker.report(rank - 1, int(msg[1]))
-                times[rank - 1].extend(msg[2:].tolist())
-                if protocol.fired(tracker):
+                if self.take_report(rank - 1, msg, times):
                     trigger = "exact"
                 continue
             elapsed = time.perf_counter() - start
@@ -162,18 +166,47 @@ class ParameterServer:
         request, _ = comm.post_state(n, state, TRIGGERS.index(trigger))
         received = self._receive(iteration, state, trigger, start, times)
         comm.wait(request)
-        grad = self.decoder.result()
-        if received.nonfinite is None and not np.isfinite(grad).all():
-            received.nonfinite = next((int(i) for i in protocol.senders(received.state)
-                                  if not np.isfinite(self.decoder.vectors[i]).all()), None)
+        grad = self.decoded(received)
         rows = sum(int(self.chunk_rows[j]) for j in received.chunk_loss)
         data_loss = math.fsum(received.chunk_loss.values()) / rows if rows else float("nan")
         return received.gathered(grad, data_loss, received.recovered, times, stale)
 
+    def take_report(self, worker, msg, times):
+        """Feed one progress report of this iteration to the tracker; True when it fires."""
+        self.tracker.report(worker, int(msg[1]))
+        times[worker].extend(msg[2:].tolist())
+        return self.protocol.fired(self.tracker)
+
+    def receiving(self, state, trigger):
+        """The receiving side of an iteration whose broadcast state is ``state``."""
+        return _Rounds(self.protocol, self.decoder, state, trigger)
+
+    def take_vector(self, got, iteration, worker, buf, times, pending):
+        """One transmission ``buf`` (in ``worker``'s decoder row) for the rounds ``got``."""
+        it, rnd, chunk_times, losses, _ = self.comm.unpack_transmission(buf, self.block_len)
+        if it != iteration or rnd != got.rounds or worker not in pending:
+            got.stale += 1  # its row is free again: the decode never reads it
+            return
+        self.decoder.add(worker)
+        times[worker] = chunk_times.tolist()
+        for j, loss in zip(self.orderings[worker], losses):
+            got.chunk_loss[j] = loss
+        if got.nonfinite is None and not np.isfinite(losses).all():
+            got.nonfinite = worker
+        pending.discard(worker)
+
+    def decoded(self, got):
+        """The decoded gradient once every vector of ``got`` arrived (a new array)."""
+        grad = self.decoder.result()
+        if got.nonfinite is None and not np.isfinite(grad).all():
+            got.nonfinite = next((int(i) for i in self.protocol.senders(got.state)
+                                  if not np.isfinite(self.decoder.vectors[i]).all()), None)
+        return grad
+
     def _receive(self, iteration, state, trigger, start, times):
         """Receive the vectors of the broadcast ``state``, in as many rounds as it takes."""
         protocol, comm = self.protocol, self.comm
-        received = _Rounds(protocol, self.decoder, state, trigger)
+        received = self.receiving(state, trigger)
         pending = set(protocol.senders(state).tolist())
         limit = self.transmit_timeout(time.perf_counter() - start)
         round_start = time.perf_counter()
@@ -204,19 +237,7 @@ class ParameterServer:
                 backoff.reset()
                 continue
             backoff.reset()
-            worker = message[0] - 1
-            it, rnd, chunk_times, losses, _ = comm.unpack_transmission(message[1],
-                                                                       self.block_len)
-            if it != iteration or rnd != received.rounds or worker not in pending:
-                received.stale += 1  # its row is free again: the decode never reads it
-                continue
-            self.decoder.add(worker)
-            times[worker] = chunk_times.tolist()
-            for j, loss in zip(self.orderings[worker], losses):
-                received.chunk_loss[j] = loss
-            if received.nonfinite is None and not np.isfinite(losses).all():
-                received.nonfinite = worker
-            pending.discard(worker)
+            self.take_vector(received, iteration, message[0] - 1, message[1], times, pending)
         return received
 
     def _row(self, rank):
@@ -247,6 +268,50 @@ class ParameterServer:
     def connect(self):
         """Collective before the first iteration: open the PS-worker connections."""
         self.comm.connect(self.protocol.n_workers)
+
+
+class ReducedDecode:
+    """The decode of ``--decode reduce``: the PS's side of the workers' reduction.
+
+    The same calls as :class:`~mpigc.coding.decode.StreamingDecoder`. :meth:`start` posts
+    the PS's (zero) share of the ``Ireduce`` right after the state broadcast, as every
+    worker posts its weighted vector; the transmissions that still arrive point to point
+    carry chunk times, losses and a one-value "vector": 1 when the worker's share was
+    finite, NaN otherwise (so a non-finite share is still named).
+    """
+
+    def __init__(self, comm, n_workers, ell, d, extra=0):
+        self.comm, self.d = comm, d
+        self.rows = np.empty((n_workers, 1 + extra))
+        self.vectors = self.rows[:, :1]
+        self.zeros = np.zeros(ell * -(-d // ell))
+        self.request = None
+        self.abandoned = []  # reductions of revoked communicators: MPI may still write there
+
+    def start(self, weights, senders):
+        """Post the PS's share of this iteration's reduction.
+
+        One still in flight was interrupted by a process failure (there is no second encode
+        round: the transmit timeout is off): the iteration is redone on the survivors.
+        """
+        if self.request is not None:
+            self.abandoned.append((self.request, self.out))
+        self.request, self.out = self.comm.start_reduce(self.zeros)
+
+    def row(self, worker):
+        """Receive row of ``worker``'s transmission (times, losses, finiteness)."""
+        return self.rows[worker]
+
+    def add(self, worker):
+        """Nothing to add: the vectors travel in the reduction."""
+
+    def result(self):
+        """Wait for the reduction; the decoded gradient (a new array of length d)."""
+        backoff = Backoff(longest=PS_POLL_CAP)
+        while not self.comm.done(self.request):
+            backoff.wait()
+        self.request = None
+        return self.out[:self.d].copy()
 
 
 class _Rounds:

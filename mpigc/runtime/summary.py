@@ -40,7 +40,7 @@ def summarise(job, history, total: float, final_loss: float, accuracy: Optional[
             "history": cfg.history, "tol": cfg.tol, "precondition": cfg.precondition,
             "l2": cfg.l2, "iterations": cfg.iterations, "row_block": cfg.row_block,
             "dtype": cfg.dtype, "verify": cfg.verify,
-            "iteration_timeout": cfg.iteration_timeout},
+            "iteration_timeout": cfg.iteration_timeout, "decode": cfg.decode},
         "run_starts": history.starts,  # iteration at which each resumed segment began
         "deaths": job.deaths, "fault_tolerant": job.comm.fault_tolerant,
         "error": failure,

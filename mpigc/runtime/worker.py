@@ -199,16 +199,21 @@ class Worker:
             backoff.wait()
         if kill is not None:
             die()  # the iteration ended before the kill point: die before transmitting
-        comm.post_next_iteration(self.d)
+        # Collectives go in the PS's order: with a reduction, it comes before the next model
+        reduce = protocol.decode_via == "reduce"
+        if not reduce:
+            comm.post_next_iteration(self.d)
         stall = self.faults.stall_seconds(self.worker, iteration)
         if stall:
             # A stalled worker still makes MPI progress: the collectives reach the others.
             until = time.perf_counter() + stall
             backoff = Backoff(first=SLEEP_SLICE, longest=SLEEP_SLICE)
             while time.perf_counter() < until:
-                comm.next_iteration_arrived()
+                comm.progress_sends() if reduce else comm.next_iteration_arrived()
                 backoff.wait(until - time.perf_counter())
         self._transmit(iteration, buf[:self.n], times, losses, 1)
+        if reduce:
+            comm.post_next_iteration(self.d)
         # the next model follows every vector and the decode: no fast first polls, which
         # would wake up all workers together just while the PS decodes
         backoff = Backoff(first=SLEEP_SLICE, longest=SLEEP_SLICE)
@@ -230,9 +235,26 @@ class Worker:
         if s > len(times):
             raise RuntimeError(f"worker {self.worker}: broadcast state counts {s} chunks in "
                                f"iteration {iteration}, only {len(times)} were finished")
+        y = None
         if s > 0:
             grads = {self.order[k]: self.grads[k] for k in range(s)}
             y = self.protocol.encode(self.worker, state, grads)
             if self.faults.corrupts(self.worker, iteration):
                 y = np.full_like(y, np.nan)
+        if self.protocol.decode_via == "reduce":
+            y = self._reduce(state, y)
+        if s > 0:
             self.comm.send_transmission(iteration, times, losses[:s], y, round_)
+
+    def _reduce(self, state, y):
+        """Add ``beta_i (x) y`` (zeros without a vector) to the reduction onto the PS;
+        returns the one-value vector the transmission carries instead (1, or NaN when the
+        share is not finite).
+        """
+        ell = self.protocol.ell
+        share = np.zeros(ell * -(-self.d // ell))
+        if y is not None:
+            weights = self.protocol.decode_weights(state)[0][:, self.worker]
+            np.multiply.outer(weights, y, out=share.reshape(ell, -1))
+        self.comm.start_reduce(share)
+        return np.array([1.0 if np.isfinite(share).all() else np.nan])

@@ -86,6 +86,43 @@ def print_summary(s):
     print(f"elapsed {s['elapsed_s']:.2f} s")
 
 
+def _cost_main(args, stragglers, start):
+    """``--cost-model``: seconds per iteration, protocol plus the PS's and network costs."""
+    from mpigc.sim.cost import IB_BANDWIDTH_BYTES_PER_S, IB_LATENCY_S, CostModel, iteration_seconds
+
+    require(args.chunk_time is not None and math.isfinite(args.chunk_time)
+            and args.chunk_time > 0, f"--cost-model needs --chunk-time SECONDS > 0, got "
+            f"{args.chunk_time}")
+    require(args.dim >= 1, f"--dim must be >= 1, got {args.dim}")
+    latency = IB_LATENCY_S if args.latency is None else args.latency
+    bandwidth = IB_BANDWIDTH_BYTES_PER_S if args.bandwidth is None else args.bandwidth
+    require(math.isfinite(bandwidth) and bandwidth > 0,
+            f"--bandwidth must be a positive number of bytes per second, got {bandwidth}")
+    cost = CostModel.from_file(args.cost_model, latency_s=latency, bandwidth_bytes_per_s=bandwidth)
+    deadline = None if args.deadline is None else args.deadline / args.chunk_time
+    protocol = build_protocol(args.scheme, args.workers, args.assignment, args.load, args.ell,
+                              args.ordering, args.seed, args.beta, args.tolerance, deadline,
+                              decode_via=args.decode)
+    seconds = iteration_seconds(protocol, stragglers, args.trials, cost, args.dim,
+                                args.chunk_time)
+    finite = seconds[np.isfinite(seconds)]
+    s = {"mode": "cost-model", "scheme": protocol.scheme.name, "workers": args.workers,
+         "load": int(protocol.assignment.loads.max()), "ell": protocol.ell,
+         "decode": args.decode, "dim": args.dim, "chunk_time": args.chunk_time,
+         "stragglers": args.stragglers, "seed": args.seed, "trials": args.trials,
+         "latency_s": latency, "bandwidth_bytes_per_s": bandwidth,
+         "iteration_s_mean": float(finite.mean()) if len(finite) else None,
+         "iteration_s_median": float(np.median(finite)) if len(finite) else None,
+         "decoded_trials": int(len(finite)), "elapsed_s": round(time.perf_counter() - start, 3)}
+    if args.json:
+        print(json.dumps(s))
+    else:
+        print(f"{s['scheme']} ({s['decode']}): {s['workers']} workers, d = {s['dim']}, chunk "
+              f"{s['chunk_time']:g} s: mean {_fmt(s['iteration_s_mean'])} s per iteration, "
+              f"median {_fmt(s['iteration_s_median'])} s ({s['trials']} trials)")
+    return 0
+
+
 def main(args):
     """Entry point of ``mpigc simulate`` (arguments from :mod:`mpigc.cli`)."""
     if args.replay is not None:
@@ -99,6 +136,11 @@ def main(args):
         require(math.isfinite(args.deadline) and args.deadline > 0,
                 f"--deadline must be a positive number of chunk times, got {args.deadline}")
     stragglers = parse_stragglers(args.stragglers, args.workers, args.seed)
+    if args.cost_model is not None:
+        return _cost_main(args, stragglers, start)
+    require(args.chunk_time is None and args.latency is None and args.bandwidth is None
+            and args.decode == "p2p", "--chunk-time, --latency, --bandwidth and --decode "
+            "need --cost-model FILE")
     protocol = build_protocol(args.scheme, args.workers, args.assignment, args.load, args.ell,
                               args.ordering, args.seed, args.beta, args.straggler_tolerance,
                               args.deadline)

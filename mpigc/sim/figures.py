@@ -10,8 +10,14 @@
 (c) ``c_accuracy_vs_n``: relative error of the exact decode against N, Gaussian against
     Vandermonde beta.
 
+(d) ``d_projection_vs_n``: projected seconds per iteration from 8 to 4096 workers (strong
+    scaling of one data set) for d = 1e2, 1e4, 1e6, with and without stragglers: psgc with
+    the p2p decode and with ``--decode reduce``, and allreduce, through the cost model
+    (:mod:`mpigc.sim.cost`) calibrated by ``docs/figures/bench_ps.json`` (``mpigc bench ps
+    --json`` on this machine) with InfiniBand network defaults.
+
 Every figure carries its setting; ``headline.json`` holds the numbers quoted in
-docs/results.md (issue 5, "must show" 1 and 2).
+docs/results.md (issue 5, "must show" 1 and 2; issue 15: where each design stops scaling).
 """
 
 import argparse
@@ -221,10 +227,88 @@ def figure_c(out, trials):
     return rows
 
 
+# -- (d) ---------------------------------------------------------------------------------
+
+D_DIMS = (100, 10_000, 1_000_000)
+D_WORKERS = tuple(2**k for k in range(3, 13))   # 8 .. 4096
+D_STRAGGLERS = ("none", STRAGGLERS)
+# The fixed data set of the strong-scaling projection: streamed once per iteration, its
+# compute time on one core is DATASET_BYTES / the measured read bandwidth.
+DATASET_BYTES = 80e9
+# `mpigc bench ps --json` of this machine, kept beside the figures
+DEFAULT_COST_MODEL = Path(__file__).resolve().parents[2] / "docs" / "figures" / "bench_ps.json"
+D_LINES = [("psgc", "p2p", "psgc, p2p decode", "C0", "-o"),
+           ("psgc", "reduce", "psgc, --decode reduce", "C2", "-s"),
+           ("allreduce", "p2p", "allreduce", "C3", "-^")]
+
+
+def figure_d(out, trials, cost_file):
+    """Projected strong scaling; returns (rows, where each curve is fastest)."""
+    from mpigc.sim.cost import CostModel, iteration_seconds
+
+    cost = CostModel.from_file(cost_file)
+    one_core = DATASET_BYTES / cost.read_bytes_per_s
+    rows = []
+    for d in D_DIMS:
+        for spec in D_STRAGGLERS:
+            for scheme, via, *_ in D_LINES:
+                for n in D_WORKERS:
+                    p = build_protocol(scheme, n, "cyclic", None, 1, decode_via=via, seed=SEED)
+                    model = parse_stragglers(spec, n, SEED)
+                    t = iteration_seconds(p, model, trials, cost, d, one_core / n)
+                    rows.append({"d": d, "stragglers": spec, "scheme": scheme, "decode": via,
+                                 "workers": n, "iteration_s_mean": float(np.mean(t)),
+                                 "chunk_time_s": one_core / n, "trials": trials})
+    _write_csv(out / "d_projection_vs_n.csv", rows)
+    best = {}
+    for d in D_DIMS:
+        for spec in D_STRAGGLERS:
+            for scheme, via, *_ in D_LINES:
+                pts = [r for r in rows if (r["d"], r["stragglers"], r["scheme"], r["decode"])
+                       == (d, spec, scheme, via)]
+                top = min(pts, key=lambda r: r["iteration_s_mean"])
+                best[f"{scheme}/{via}/d={d}/{spec}"] = {
+                    "fastest_at_workers": top["workers"], "iteration_s": top["iteration_s_mean"],
+                    "at_4096_s": pts[-1]["iteration_s_mean"]}
+    plt = _plt()
+    fig, axes = plt.subplots(len(D_STRAGGLERS), len(D_DIMS), figsize=(14, 8), sharex=True)
+    for r_i, spec in enumerate(D_STRAGGLERS):
+        for c_i, d in enumerate(D_DIMS):
+            ax = axes[r_i, c_i]
+            for scheme, via, label, color, style in D_LINES:
+                pts = [r for r in rows if (r["d"], r["stragglers"], r["scheme"], r["decode"])
+                       == (d, spec, scheme, via)]
+                ax.loglog([r["workers"] for r in pts], [r["iteration_s_mean"] for r in pts],
+                          style, color=color, label=label, ms=4)
+            ax.loglog(D_WORKERS, [one_core / n for n in D_WORKERS], "k:", lw=0.8,
+                      label="compute / N (ideal)")
+            ax.set_title(f"d = {d:g}, stragglers {spec}", fontsize=9)
+            ax.set_xscale("log", base=2)
+            ax.grid(alpha=0.3, which="both")
+            if r_i == len(D_STRAGGLERS) - 1:
+                ax.set_xlabel("workers N")
+            if c_i == 0:
+                ax.set_ylabel("projected seconds per iteration")
+    axes[0, 0].legend(fontsize=7)
+    fig.suptitle("(d) Projected strong scaling: where the parameter server stops scaling")
+    _setting(fig, f"cost model from {cost_file} (mpigc bench ps on this machine), network "
+                  f"latency {cost.latency_s:g} s, bandwidth {cost.bandwidth_bytes_per_s:g} B/s; "
+                  f"data set {DATASET_BYTES / 1e9:g} GB, {one_core:.2f} s on one core; psgc "
+                  f"cyclic load 3, ell = 1; {trials} trials per point")
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    fig.savefig(out / "d_projection_vs_n.png", dpi=110)
+    plt.close(fig)
+    return rows, best
+
+
 def main(argv=None):
     """Entry point of ``make figures``: every figure and its CSV."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="docs/figures")
+    ap.add_argument("--cost-model", default=str(DEFAULT_COST_MODEL),
+                    help="mpigc bench ps --json output for figure (d)")
+    ap.add_argument("--only", default=None, choices=("d",),
+                    help="make figure (d) only (headline.json is not rewritten)")
     ap.add_argument("--trials-scale", type=float, default=1.0,
                     help="multiply every trial count (smaller: faster, noisier)")
     args = ap.parse_args(argv)
@@ -237,12 +321,17 @@ def main(argv=None):
         return max(5, int(round(trials * args.trials_scale)))
 
     start = time.perf_counter()
+    if args.only == "d":
+        figure_d(out, n(20), args.cost_model)
+        return 0
     a = figure_a(out, n(1000))
     print(f"(a) done in {time.perf_counter() - start:.0f} s", flush=True)
     _, headline = figure_b(out, n(200), n(1000))
     print(f"(b) done in {time.perf_counter() - start:.0f} s", flush=True)
     figure_c(out, n(20))
     print(f"(c) done in {time.perf_counter() - start:.0f} s", flush=True)
+    _, headline["projection"] = figure_d(out, n(20), args.cost_model)
+    print(f"(d) done in {time.perf_counter() - start:.0f} s", flush=True)
     ratios = {}
     for ell in range(1, LOAD + 1):
         got = {r["scheme"]: r["completion_mean"] for r in a
