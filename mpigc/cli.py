@@ -1,4 +1,4 @@
-"""Command-line front end: ``mpigc train | simulate | bench | convert | warmup``.
+"""Command-line front end: ``mpigc train | predict | simulate | bench | convert | warmup``.
 
 Every subcommand validates its input before any MPI work starts. Bad input becomes one
 line on stderr (``mpigc: error: ...``) and exit status 2, printed by rank 0 only; the
@@ -52,6 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="distributed training (run under mpiexec)")
     add_protocol_options(t)
     config.add_options(t, group="train")
+
+    _add_predict(sub.add_parser("predict", help="apply a saved model to a data set (no MPI)"))
 
     s = sub.add_parser("simulate", help="discrete-event simulation of the protocol (no MPI)")
     add_protocol_options(s)
@@ -161,9 +163,19 @@ def _add_convert(c):
     c.add_argument("output", metavar="OUT.npz")
 
 
+def _add_predict(p):
+    p.add_argument("model", metavar="MODEL", help="model.npz of mpigc train --out DIR")
+    p.add_argument("data", metavar="DATA", help="a --data spec of mpigc train")
+    p.add_argument("--out", default=None, metavar="FILE",
+                   help="write the predictions to FILE (.npy or .csv)")
+    p.add_argument("--proba", action="store_true",
+                   help="probabilities of the positive class (logistic models)")
+
+
 # subcommand -> "module:function" taking the parsed arguments, returning an exit status
 _HANDLERS = {
     "train": "mpigc.runtime.train:main",
+    "predict": "mpigc.predict:main",
     "simulate": "mpigc.sim.cli:main",
     ("bench", "kernels"): "mpigc.bench.kernels:main",
     ("bench", "scaling"): "mpigc.bench.scaling:main",

@@ -112,6 +112,18 @@ def CHECKPOINT_ELL_1(tmp):
     assert res.returncode == 0 and (tmp / "ck" / "checkpoint.npz").exists(), res.stderr
 
 
+def _model(name, d=4, model="logistic"):
+    """A model file of mpigc train (model.npz layout) with d coefficients."""
+    def make(tmp):
+        np.savez(tmp / name, coef=np.ones(d), intercept=np.float64(0.5), model=model,
+                 n_features=d)
+    return make
+
+
+MODEL_4 = _model("model.npz")
+LINEAR_4 = _model("lin.npz", model="linear")
+
+
 def case(id, argv, match, ranks=1, setup=None):
     return pytest.param(argv, match, ranks, setup, id=id)
 
@@ -381,6 +393,40 @@ CASES = [
          r"--ranks must be at least 2 \(a PS and a worker\), got 1"),
     case("bench-data-nnz-above-cols", ["bench", "data", "--cols", "10", "--nnz", "20"],
          r"--nnz must be at most --cols \(10\), got 20"),
+    # -- mpigc predict (one process; --out must stay unwritten)
+    case("predict-model-missing", ["predict", "nope.npz", "narrow.npz"],
+         r"model file not found: nope\.npz$", setup=NARROW),
+    case("predict-model-is-data", ["predict", "narrow.npz", "narrow.npz"],
+         r"narrow\.npz is not an mpigc model file \(no 'coef' or 'w' array", setup=NARROW),
+    case("predict-model-not-npz", ["predict", "m.npz", "narrow.npz"],
+         r"m\.npz is not an mpigc model file \(not an \.npz archive\)",
+         setup=_all(NARROW, _text("m.npz", "coef 1 1 1 1\n"))),
+    case("predict-data-missing", ["predict", "model.npz", "nope.svm"],
+         r"data file not found: nope\.svm$", setup=MODEL_4),
+    case("predict-data-nan", ["predict", "model.npz", "nan.npz", "--out", "p.npy"],
+         r"nan\.npz.*row 70.*feature 3", setup=_all(MODEL_4, NAN_NPZ)),
+    case("predict-data-bad-line", ["predict", "model.npz", "bad.svm", "--out", "p.npy"],
+         r"bad\.svm line 90", setup=_all(MODEL_4, SVM_BAD_TOKEN)),
+    case("predict-features-differ", ["predict", "model.npz", "wide.npz", "--out", "p.npy"],
+         r"the model model\.npz has 4 features, the data wide\.npz has 5$",
+         setup=_all(MODEL_4, WIDE)),
+    case("predict-features-differ-svm", ["predict", "model.npz", "wide.svm", "--out", "p.csv"],
+         r"the model model\.npz has 4 features, the data wide\.svm has 5$",
+         setup=_all(MODEL_4, SVM_WIDE)),
+    case("predict-labels-three-classes", ["predict", "model.npz", "three.npz", "--out", "p.npy"],
+         r"three\.npz: logistic regression needs labels in \{0, 1\} or \{-1, 1\}; got 2$",
+         setup=_all(MODEL_4, THREE_CLASSES)),
+    case("predict-proba-linear", ["predict", "lin.npz", "narrow.npz", "--proba", "--out", "p.npy"],
+         r"--proba gives class probabilities of a logistic model; lin\.npz is a linear model",
+         setup=_all(LINEAR_4, NARROW)),
+    case("predict-out-suffix", ["predict", "model.npz", "narrow.npz", "--out", "p.txt"],
+         r"--out must end in \.npy or \.csv, got 'p\.txt'", setup=_all(MODEL_4, NARROW)),
+    case("predict-out-dir-missing", ["predict", "model.npz", "narrow.npz", "--out", "no/p.npy"],
+         r"cannot write no/p\.npy: no is not a directory", setup=_all(MODEL_4, NARROW)),
+    case("predict-out-is-directory", ["predict", "model.npz", "narrow.npz", "--out", "d.npy"],
+         r"cannot write d\.npy: it is a directory", setup=_all(MODEL_4, NARROW, _dir("d.npy"))),
+    case("predict-missing-data", ["predict", "model.npz"],
+         r"the following arguments are required: DATA", setup=MODEL_4),
     # -- mpigc simulate (no MPI: everything is refused by the one process)
     case("simulate-zero-workers", ["simulate", "--workers", "0"], r"--workers must be >= 1, got 0"),
     case("simulate-zero-trials", ["simulate", "--trials", "0"], r"--trials must be >= 1, got 0"),
