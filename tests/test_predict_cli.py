@@ -13,7 +13,7 @@ from sklearn.metrics import accuracy_score, log_loss, r2_score, roc_auc_score
 
 from mpigc import cli
 from mpigc.data import save_npz
-from mpiutil import assert_ok, run_cli
+from mpiutil import assert_ok, run_cli, train
 
 TOL = 1e-12
 
@@ -46,7 +46,7 @@ def _predict(capsys, *argv):
     out = capsys.readouterr()
     assert out.err == ""
     line, = out.out.splitlines()
-    return {k: float(v) for k, v in re.findall(r"(\w+)=(\S+)", line)}
+    return {k: float(v) for k, v in re.findall(r"(\w+)=(\S+)", line.rpartition(": ")[2])}
 
 
 @pytest.fixture(scope="module")
@@ -120,3 +120,15 @@ def test_command_line_prints_one_line(tmp_path):
                         r"roc_auc=0\.99\d+\n", res.stdout), res.stdout
     assert res.stderr == ""
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d.npz", "model.npz"]
+
+
+def test_model_of_a_training_run(tmp_path, capsys):
+    """The model.npz that mpigc train writes: predict on the training rows gives the run's
+    own final loss and accuracy (l2 = 0: the loss is the mean log-loss).
+    """
+    data = "synthetic:n=600,d=5,seed=3"
+    summary, _ = train(2, ["--data", data, "--iterations", "15", "--l2", "0"], tmp_path / "run")
+    scores = _predict(capsys, tmp_path / "run" / "model.npz", data)
+    assert scores["accuracy"] == pytest.approx(summary["accuracy"], rel=1e-5)
+    assert scores["log_loss"] == pytest.approx(summary["final_loss"], rel=1e-5)
+    assert 0.6 < summary["accuracy"] < 1.0
