@@ -58,7 +58,7 @@ def _layout(X):
                      f"got {type(X).__name__}")
 
 
-def loss_grad(model, X, y, w, start, stop, grad):
+def loss_grad(model, X, y, w, start, stop, grad, fit_intercept=False):
     """Add the loss gradient of rows ``[start, stop)`` into ``grad``; return their summed loss.
 
     Parameters
@@ -70,11 +70,14 @@ def loss_grad(model, X, y, w, start, stop, grad):
         indices (used in place, never copied; its column indices must lie in ``[0, d)``,
         as scipy.sparse and the data layer guarantee: they are not re-read per call).
     y : ndarray, float64, shape (n,)
-    w : ndarray, float64, shape (d,)
+    w : ndarray, float64, shape (d,), or (d + 1,) with ``fit_intercept``
+        With ``fit_intercept`` the last entry is the intercept, added to every margin.
     start, stop : int
         Row range, ``0 <= start <= stop <= n``.
-    grad : ndarray, float64, shape (d,)
-        Accumulator: the sum over the rows of ``grad loss_r(w)`` is added to it.
+    grad : ndarray, float64, shape of ``w``
+        Accumulator: the sum over the rows of ``grad loss_r(w)`` is added to it (the
+        intercept's entry receives the sum of the residuals ``d loss_r / d margin``).
+    fit_intercept : bool
 
     Returns
     -------
@@ -91,9 +94,10 @@ def loss_grad(model, X, y, w, start, stop, grad):
         raise UsageError(f"unknown model {model!r} (expected 'logistic' or 'linear')")
     key, arrays = _layout(X)
     n, d = X.shape
+    intercept = bool(fit_intercept)
     _float_vector(y, "y", n)
-    _float_vector(w, "w", d)
-    _float_vector(grad, "grad", d)
+    _float_vector(w, "w", d + intercept)
+    _float_vector(grad, "grad", d + intercept)
     if not grad.flags.writeable:
         raise UsageError("grad must be writable")
     try:
@@ -105,7 +109,7 @@ def loss_grad(model, X, y, w, start, stop, grad):
     kernel = _entry_points.get(key)
     if kernel is None:
         kernel = _entry_points.setdefault(key, compile_keys([key])[0][key])
-    return kernel(code, *arrays, y, w, start, stop, grad)
+    return kernel(code, *arrays, y, w, start, stop, grad, intercept)
 
 
 def warmup():

@@ -34,13 +34,13 @@ def _array(dtype, ndim):
 
 def _dense_signature(dtype):
     return (types.int64, _array(dtype, 2), _IN_VECTOR, _IN_VECTOR, types.int64, types.int64,
-            _OUT_VECTOR)
+            _OUT_VECTOR, types.boolean)
 
 
 def _csr_signature(dtype, index_dtype):
     index = _array(index_dtype, 1)
     return (types.int64, _array(dtype, 1), index, index, _IN_VECTOR, _IN_VECTOR,
-            types.int64, types.int64, _OUT_VECTOR)
+            types.int64, types.int64, _OUT_VECTOR, types.boolean)
 
 
 # layout key -> (dispatcher, signature). The key is what loss_grad derives from X.

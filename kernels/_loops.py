@@ -23,6 +23,10 @@ compiled with ``contract`` only: ``reassoc`` would let LLVM merge the two-part `
 the exponential's range reduction. float32 rows are widened to float64 before the
 multiply, so every layout accumulates in float64.
 
+The intercept (``fit_intercept``): ``w`` and ``grad`` have one entry more than X has
+columns; that entry is added to every margin and receives the sum of the slopes, so the
+intercept costs no pass over X and X needs no column of ones.
+
 Tuning constants and the measurements behind them: docs/results.md, "Kernel tuning
 constants". Everything lives in this file on purpose: Numba's cache is invalidated by
 the timestamp of the file that defines a jitted function, not by those of the functions
@@ -184,20 +188,33 @@ def _csr_axpy(data, indices, indptr, r, s, grad):
         k += one
 
 
+@njit(inline="always")
+def _intercept_slopes(intercept, slope, n, grad, d):
+    # the intercept's gradient: the sum of the block's slopes
+    if intercept:
+        s = 0.0
+        for b in range(n):
+            s += slope[b]
+        grad[d] += s
+
+
 @njit(cache=True, **_JIT)
-def dense(model, X, y, w, start, stop, grad):
-    """Rows ``[start, stop)`` of a C-contiguous 2-D ``X``: add the gradient, return the loss sum."""
+def dense(model, X, y, w, start, stop, grad, intercept):
+    """Rows ``[start, stop)`` of a C-contiguous 2-D ``X``: add the gradient, return the loss
+    sum (``intercept``: ``w[d]`` is added to each margin, the slopes' sum to ``grad[d]``)."""
     d = X.shape[1]
+    b0 = w[d] if intercept else 0.0
     scratch = np.empty((3, BLOCK))
     t, loss, slope = scratch[0], scratch[1], scratch[2]
     total = 0.0
     for r0 in range(start, stop, BLOCK):
         n = min(BLOCK, stop - r0)
         for b in range(n):
-            t[b] = _dense_dot(X, r0 + b, w)
+            t[b] = _dense_dot(X, r0 + b, w) + b0
         block_losses(model, t, y, r0, n, loss, slope)
         for b in range(n):
             total += loss[b]
+        _intercept_slopes(intercept, slope, n, grad, d)
         if n == BLOCK:
             # a constant trip count: LLVM unrolls the rows and vectorises the columns
             for j in range(d):
@@ -213,12 +230,15 @@ def dense(model, X, y, w, start, stop, grad):
 
 
 @njit(cache=True, **_CSR_JIT)
-def csr(model, data, indices, indptr, y, w, start, stop, grad):
-    """Rows ``[start, stop)`` of a CSR matrix given by its three arrays (scipy.sparse layout)."""
+def csr(model, data, indices, indptr, y, w, start, stop, grad, intercept):
+    """Rows ``[start, stop)`` of a CSR matrix given by its three arrays (scipy.sparse
+    layout); ``intercept`` as in :func:`dense`, with ``d = len(w) - 1``."""
+    d = w.shape[0] - 1
+    b0 = w[d] if intercept else 0.0
     scratch = np.empty((4, BLOCK))
     t, loss, slope, prev = scratch[0], scratch[1], scratch[2], scratch[3]
     for b in range(min(BLOCK, stop - start)):
-        t[b] = _csr_dot(data, indices, indptr, start + b, w)
+        t[b] = _csr_dot(data, indices, indptr, start + b, w) + b0
     total = 0.0
     n_prev = 0  # rows of block k-1 whose slopes, in prev, wait for their scatter
     for r0 in range(start, stop, BLOCK):
@@ -226,10 +246,11 @@ def csr(model, data, indices, indptr, y, w, start, stop, grad):
         block_losses(model, t, y, r0, n, loss, slope)
         for b in range(n):
             total += loss[b]
+        _intercept_slopes(intercept, slope, n, grad, d)
         n_next = min(BLOCK, stop - r0 - BLOCK)
         for b in range(BLOCK):
             if b < n_next:
-                t[b] = _csr_dot(data, indices, indptr, r0 + BLOCK + b, w)
+                t[b] = _csr_dot(data, indices, indptr, r0 + BLOCK + b, w) + b0
             if b < n_prev:
                 _csr_axpy(data, indices, indptr, r0 - BLOCK + b, prev[b], grad)
         for b in range(n):

@@ -84,7 +84,23 @@ class TrainConfig:
         "std", "coordinates the optimizer works in: std (columns scaled by their standard "
         "deviation, not centred, as Spark MLlib; the objective and the model stay in the "
         "user's units) or none", choices=PRECONDITIONERS)
-    l2: float = _option(1e-4, metavar="LAMBDA", type=float)
+    l2: float = _option(1e-4, "l2 penalty on the coefficients (never on the intercept)",
+                        metavar="LAMBDA", type=float)
+    fit_intercept: bool = _option(
+        False, "fit an unpenalised intercept (computed by the kernels, no column of ones)")
+    standardize: bool = _option(
+        False, "fit on standardized features (population mean and std of the training rows; "
+        "dense data are centred when fitting the intercept, sparse data only scaled; constant "
+        "columns are left unscaled), report the model in the original units, as Spark MLlib")
+    test_data: Optional[str] = _option(
+        None, "held-out data (any data spec) evaluated by the workers", metavar="SPEC")
+    validation_fraction: float = _option(
+        0.0, "hold out this fraction of the training rows (each row by a coin seeded by "
+        "--seed, the same for any number of workers) and evaluate on them", metavar="F",
+        type=float)
+    eval_every: int = _option(
+        0, "held-out metrics every K optimizer steps too (0: at the end only)", metavar="K",
+        type=int)
     out: Optional[str] = _option(None, metavar="DIR")
     verify: bool = _option(False)
     resume: Optional[str] = _option(
@@ -190,6 +206,22 @@ def parse_lr(text: Optional[str]) -> Optional[float]:
     return _finite(lr, "--lr", strict=True)
 
 
+def _check_holdout(args):
+    fraction = args.validation_fraction or 0.0
+    require(isinstance(fraction, (int, float)) and math.isfinite(fraction)
+            and 0.0 <= fraction < 1.0,
+            f"--validation-fraction must be a number in [0, 1), got {fraction}")
+    test = args.test_data
+    if test is not None:
+        require(str(test).strip() != "", "--test-data must name a data spec")
+    require(not (fraction and test is not None),
+            "--test-data and --validation-fraction both name a held-out set; give one")
+    every = args.eval_every or 0
+    require(isinstance(every, int) and every >= 0, f"--eval-every must be >= 0, got {every}")
+    require(every == 0 or fraction or test is not None,
+            f"--eval-every {every} needs held-out data (--test-data or --validation-fraction)")
+
+
 def from_args(args: argparse.Namespace) -> TrainConfig:
     """Validate the ``train`` arguments (pure: no MPI, no data read) into a TrainConfig."""
     every = args.checkpoint_every or 0
@@ -208,6 +240,7 @@ def from_args(args: argparse.Namespace) -> TrainConfig:
         require(str(out).strip() != "", "--out must name a directory")
     require(args.history >= 1, f"--history must be at least 1, got {args.history}")
     gradient_tol(args.tol)
+    _check_holdout(args)
     if optimizer_class(args.optimizer).needs_exact:
         require(args.deadline is None, f"--optimizer {args.optimizer} needs exact gradients "
                 f"and losses; --deadline decodes approximate ones")
@@ -221,6 +254,8 @@ def from_args(args: argparse.Namespace) -> TrainConfig:
     values.update(
         chunk_time=_finite(args.chunk_time, "--chunk-time"), lr=parse_lr(args.lr),
         l2=_finite(args.l2, "--l2"), out=out, verify=bool(args.verify), quiet=bool(args.quiet),
+        fit_intercept=bool(args.fit_intercept), standardize=bool(args.standardize),
+        validation_fraction=float(args.validation_fraction or 0.0),
         iteration_timeout=_timeout(args.iteration_timeout, "--iteration-timeout"),
         transmit_timeout=_timeout(args.transmit_timeout, "--transmit-timeout"),
         checkpoint_every=every, faults=FaultPlan(args.faults).spec or None)

@@ -3,7 +3,8 @@ Numba kernels; used by ``--verify``, the tests and ``--lr auto``).
 
 Objective (docs/ARCHITECTURE.md): ``F(w) = (1/n) sum_r loss_r(w) + (l2/2) ||w||^2`` with
 ``loss_r = log(1 + exp(-y_r x_r.w))`` (logistic, labels +-1) or
-``loss_r = 0.5 (x_r.w - y_r)^2`` (linear).
+``loss_r = 0.5 (x_r.w - y_r)^2`` (linear). With ``fit_intercept`` the last entry ``b`` of
+``w`` is added to every margin ``x_r.w`` and is not penalised.
 """
 
 from __future__ import annotations
@@ -28,7 +29,16 @@ def _check_model(model):
         raise UsageError(f"unknown model '{model}' (expected one of: {', '.join(MODELS)})")
 
 
-def objective(model: str, X, y: np.ndarray, w: np.ndarray, l2: float = 0.0) -> float:
+def _margins(X, w, fit_intercept):
+    """``X w`` (or ``X w[:d] + w[d]``) and the penalised part of ``w``."""
+    if not fit_intercept:
+        return X @ w, w
+    coef = w[:-1]
+    return X @ coef + w[-1], coef
+
+
+def objective(model: str, X, y: np.ndarray, w: np.ndarray, l2: float = 0.0,
+              fit_intercept: bool = False) -> float:
     """``F(w)``: mean loss over the rows of ``X`` plus ``l2/2 ||w||^2``.
 
     Parameters
@@ -37,8 +47,9 @@ def objective(model: str, X, y: np.ndarray, w: np.ndarray, l2: float = 0.0) -> f
     X : numpy.ndarray or scipy.sparse matrix, (n, d)
     y : numpy.ndarray, (n,)
         +-1 for logistic.
-    w : numpy.ndarray, (d,)
+    w : numpy.ndarray, (d,), or (d + 1,) with ``fit_intercept`` (the intercept last)
     l2 : float
+    fit_intercept : bool
 
     Returns
     -------
@@ -46,24 +57,27 @@ def objective(model: str, X, y: np.ndarray, w: np.ndarray, l2: float = 0.0) -> f
         Stable at any margin (logistic uses ``logaddexp``).
     """
     _check_model(model)
-    z = X @ w
+    z, coef = _margins(X, w, fit_intercept)
     if model == "logistic":
         losses = np.logaddexp(0.0, -y * z)
     else:
         losses = 0.5 * (z - y) ** 2
     # skip a zero penalty: 0 * inf would turn a huge but finite loss into NaN
-    return float(np.mean(losses) + (0.5 * l2 * np.dot(w, w) if l2 else 0.0))
+    return float(np.mean(losses) + (0.5 * l2 * np.dot(coef, coef) if l2 else 0.0))
 
 
-def gradient(model: str, X, y: np.ndarray, w: np.ndarray, l2: float = 0.0) -> np.ndarray:
-    """Gradient of :func:`objective` with respect to ``w`` (shape ``(d,)``, float64)."""
+def gradient(model: str, X, y: np.ndarray, w: np.ndarray, l2: float = 0.0,
+             fit_intercept: bool = False) -> np.ndarray:
+    """Gradient of :func:`objective` with respect to ``w`` (the shape of ``w``, float64)."""
     _check_model(model)
-    z = X @ w
+    z, coef = _margins(X, w, fit_intercept)
     if model == "logistic":
-        coef = -y * expit(-y * z)   # d/dz log(1 + exp(-y z)), stable for any z
+        slope = -y * expit(-y * z)   # d/dz log(1 + exp(-y z)), stable for any z
     else:
-        coef = z - y
-    return np.asarray(X.T @ coef, dtype=np.float64) / X.shape[0] + l2 * w
+        slope = z - y
+    n = X.shape[0]
+    g = np.asarray(X.T @ slope, dtype=np.float64).ravel() / n + l2 * coef
+    return np.append(g, np.sum(slope) / n) if fit_intercept else g
 
 
 def lipschitz_bound(model: str, sq_norm_over_n: float, l2: float = 0.0) -> float:

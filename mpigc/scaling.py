@@ -128,3 +128,61 @@ def to_user(v, scale):
 def from_user(w, scale):
     """The optimizer's coordinates ``v = scale * w`` of a model."""
     return np.asarray(w, dtype=np.float64) * scale
+
+
+# Nonzeros divided per pass when sparse data are scaled in place (bounds the temporary).
+SCALE_BLOCK_NNZ = 1 << 20
+
+
+@dataclass(frozen=True)
+class Standardization:
+    """``--standardize``: the features the model is fitted on, ``(x - center) / scale``.
+
+    Attributes
+    ----------
+    center : ndarray, (d,)
+        The column means when dense data are centred (with an intercept), else zeros.
+    scale : ndarray, (d,)
+        The population standard deviations; 1 for a constant column (as scikit-learn's
+        StandardScaler), which is then left as it is, or zero once centred.
+    """
+
+    center: np.ndarray
+    scale: np.ndarray
+
+    @classmethod
+    def from_stats(cls, stats: ColumnStats, center: bool) -> "Standardization":
+        """From the training rows' :func:`column_stats`; ``center``: subtract the means."""
+        rms = np.sqrt(stats.mean ** 2 + stats.std ** 2)
+        constant = stats.std <= CONSTANT_RTOL * rms
+        scale = np.where(constant, 1.0, stats.std)
+        return cls(center=stats.mean.copy() if center else np.zeros_like(stats.mean),
+                   scale=scale)
+
+    def apply(self, X):
+        """``X`` standardized, in place when its values are writable (else a copy of them).
+
+        Sparse ``X`` is scaled only (its zeros stay zeros, no dense copy is made): its
+        ``center`` must be zero.
+        """
+        if sp.issparse(X):
+            if np.any(self.center):
+                raise ValueError("sparse data cannot be centred without a dense copy")
+            if not X.data.flags.writeable:
+                X.data = X.data.copy()
+            for a in range(0, X.nnz, SCALE_BLOCK_NNZ):
+                b = min(a + SCALE_BLOCK_NNZ, X.nnz)
+                X.data[a:b] /= self.scale[X.indices[a:b]]
+            return X
+        if not X.flags.writeable:
+            X = np.array(X)
+        X -= self.center.astype(X.dtype)
+        X /= self.scale.astype(X.dtype)
+        return X
+
+    def original(self, coef, intercept):
+        """The model ``(coef, intercept)`` of the standardized features in the original
+        units: the same margins ``x.coef' + intercept'`` for every row ``x``.
+        """
+        coef = np.asarray(coef, dtype=np.float64) / self.scale
+        return coef, float(intercept) - float(coef @ self.center)

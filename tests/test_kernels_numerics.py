@@ -51,6 +51,24 @@ def rel_err(a, b):
 
 @pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("model", MODELS)
+def test_intercept_is_one_more_entry_of_the_same_pass(model, layout):
+    """fit_intercept: the margin gains w[d], grad[d] gains the sum of the residuals, and
+    the rest equals the reference on X with a column of ones (which X never gets)."""
+    X, y, w = make(layout, n=53)  # 53 rows: three full blocks and a partial one
+    w = np.append(w, 0.7)
+    grad = np.zeros(X.shape[1] + 1)
+    loss = loss_grad(model, X, y, w, 0, X.shape[0], grad, fit_intercept=True)
+    ones = np.ones((X.shape[0], 1))
+    Xd = X.toarray() if sp.issparse(X) else X.astype(np.float64)
+    ref_loss, ref_grad = reference(model, np.hstack([Xd, ones]), y, w)
+    assert rel_err(loss, ref_loss) <= RTOL
+    assert rel_err(grad, ref_grad) <= RTOL
+    with pytest.raises(UsageError, match="length"):
+        loss_grad(model, X, y, w[:-1], 0, 1, grad[:-1], fit_intercept=True)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("model", MODELS)
 def test_matches_reference(model, layout):
     X, y, w = make(layout)
     grad = np.zeros(X.shape[1])

@@ -57,7 +57,7 @@ def _mpi(args, env=None, timeout=90):
 
 
 def _w(out):
-    return np.load(os.path.join(out, "model.npz"))["w"]
+    return np.load(os.path.join(out, "model.npz"))["coef"]
 
 
 # -- unit tests ----------------------------------------------------------------------------

@@ -56,7 +56,7 @@ def test_reaches_the_reference_optimum(model, make, iterations, tmp_path):
                                  "--stragglers", "bimodal:p=0.25,slowdown=4"],
                              tmp_path / "run", timeout=150)
     best = _objective(model, X, y, w_ref)
-    w = np.load(tmp_path / "run" / "model.npz")["w"]
+    w = np.load(tmp_path / "run" / "model.npz")["coef"]
     assert _objective(model, X, y, w) == pytest.approx(summary["final_loss"], rel=1e-12)
     assert abs(summary["final_loss"] - best) <= 1e-6 * best
     assert summary["final_loss"] >= best * (1 - 1e-12)  # the reference is the optimum
@@ -89,7 +89,7 @@ def test_lbfgs_reaches_scipys_optimum_with_the_distributed_feature_scale(name, t
     assert summary["stop_reason"] == "converged"
     assert summary["evaluations"] == len(records) < 100
     assert abs(summary["final_loss"] - ref.fun) <= 1e-6 * abs(ref.fun)
-    w = np.load(tmp_path / "run" / "model.npz")["w"]
+    w = np.load(tmp_path / "run" / "model.npz")["coef"]
     assert np.abs(models.gradient(model, X, y, w, l2)).max() <= tol
     np.testing.assert_allclose(w, ref.x, rtol=0, atol=1e-4 * np.abs(ref.x).max())
     # every record's loss is the exact objective at its point (here: the last one)

@@ -40,7 +40,7 @@ def _cmd(out, *args, quiet=True):
 
 def _model(out):
     with np.load(os.path.join(out, "model.npz")) as z:
-        return z["w"]
+        return z["coef"]
 
 
 def _same_model(out, reference):

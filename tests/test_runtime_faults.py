@@ -212,8 +212,8 @@ def test_nonfinite_vector_stops_the_run_and_keeps_the_last_good_model(tmp_path):
     ref_res = run_mpi(6, BASE + ["--out", tmp_path / "ref", "--iterations", 3] + every,
                       timeout=60)
     assert_ok(ref_res)
-    w = np.load(out / "model.npz")["w"]
-    np.testing.assert_allclose(w, np.load(tmp_path / "ref" / "model.npz")["w"], rtol=1e-9,
+    w = np.load(out / "model.npz")["coef"]
+    np.testing.assert_allclose(w, np.load(tmp_path / "ref" / "model.npz")["coef"], rtol=1e-9,
                                atol=1e-12)
 
 

@@ -50,6 +50,8 @@ FINGERPRINT_OPTIONS = ("scheme", "assignment", "load", "ell", "ordering", "seed"
                        "straggler_tolerance", "deadline", "stragglers", "faults",
                        "chunk_time", "data", "model", "optimizer", "lr", "history", "tol",
                        "precondition", "l2", "dtype", "row_block")
+# Options added later: in the fingerprint only when set, so older checkpoints still resume.
+FINGERPRINT_IF_SET = ("fit_intercept", "standardize", "validation_fraction")
 WORLD = "world_size"
 STOP_SIGNALS = (signal.SIGUSR1, signal.SIGTERM)
 
@@ -62,6 +64,7 @@ def path(directory: str) -> str:
 def fingerprint(cfg, world_size: int) -> dict:
     """The options of ``cfg`` that change the trajectory, and the world size (a dict)."""
     fp = {k: getattr(cfg, k) for k in FINGERPRINT_OPTIONS}
+    fp.update({k: getattr(cfg, k) for k in FINGERPRINT_IF_SET if getattr(cfg, k)})
     fp["faults"] = FaultPlan(cfg.faults).trajectory_spec()  # a death is not a trajectory
     fp[WORLD] = int(world_size)
     return fp

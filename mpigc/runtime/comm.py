@@ -217,6 +217,11 @@ class Comm:
         return request, out
 
     @_guarded
+    def gather(self, obj):
+        """Python objects from every rank, in rank order, on rank 0 (None elsewhere)."""
+        return self.comm.gather(obj, root=0)
+
+    @_guarded
     def allgather(self, obj):
         """Small Python objects from every rank, in rank order."""
         return self.comm.allgather(obj)
@@ -468,6 +473,11 @@ def _drain(missing, poll):
 def library_version():
     """First line of ``MPI_Get_library_version`` (e.g. ``MPICH Version: 4.2.0``)."""
     return MPI.Get_library_version().strip().splitlines()[0].strip()
+
+
+def world_size():
+    """Size of MPI_COMM_WORLD (what the launcher started)."""
+    return MPI.COMM_WORLD.Get_size()
 
 
 def world():

@@ -13,7 +13,9 @@ class Command(enum.IntEnum):
     gradient or loss; the final evaluation follows, then exit status
     :data:`~mpigc.errors.EXIT_NONFINITE`) and LOST_STOP (processes the run cannot do
     without died, ULFM: rank 0 wrote a checkpoint; every rank exits with
-    :data:`~mpigc.errors.EXIT_LOST` without the final evaluation).
+    :data:`~mpigc.errors.EXIT_LOST` without the final evaluation). On HOLDOUT every worker
+    computes the held-out metrics of its share at ``w`` (:mod:`~mpigc.runtime.holdout`) and
+    waits for the next broadcast.
     """
 
     CONTINUE = 0
@@ -22,6 +24,7 @@ class Command(enum.IntEnum):
     NONFINITE_STOP = 3
     CHECKPOINT = 4
     LOST_STOP = 5
+    HOLDOUT = 6
 
     @property
     def evaluates(self):

@@ -128,8 +128,9 @@ class RunLog:
         plain line about every tenth of the run.
     """
 
-    def __init__(self, out, iterations, quiet=False, stream=None):
+    def __init__(self, out, iterations, quiet=False, stream=None, records=None):
         self.out, self.total, self.quiet = out, iterations, quiet
+        self.records = records  # a list: every record is appended to it too (Python API)
         self.stream = sys.stderr if stream is None else stream
         self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
         self.every = max(1, iterations // 10)
@@ -149,6 +150,8 @@ class RunLog:
     def iteration(self, record):
         """Keep one iteration's record (dict), append it to iterations.jsonl, show progress."""
         record = clean(record)
+        if self.records is not None:
+            self.records.append(record)
         self.triggers[record["trigger"]] = self.triggers.get(record["trigger"], 0) + 1
         if self.out:
             if self._file is None:

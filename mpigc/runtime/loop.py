@@ -38,7 +38,7 @@ import numpy as np
 from mpigc import models
 from mpigc.errors import EXIT_LOST, EXIT_NONFINITE, ProcessFailure
 from mpigc.optim import MAX_ITERATIONS, gradient_tol, make_optimizer
-from mpigc.runtime import checkpoint, summary
+from mpigc.runtime import checkpoint, holdout, summary
 from mpigc.runtime.commands import Command
 from mpigc.runtime.log import RunLog
 from mpigc.runtime.ps import Gathered
@@ -95,7 +95,7 @@ class Objective:
     engine : ParameterServer or AllreduceRoot
         Anything with ``gather(iteration, w) -> Gathered`` and ``record(seconds)``.
     d : int
-        Number of features.
+        Length of the model vector (the features, and the intercept when fitted).
     l2 : float
         Regularisation strength.
     iteration : int
@@ -105,12 +105,17 @@ class Objective:
     on_failure : callable, optional
         ``on_failure(iteration, start)`` after a ProcessFailure: recovers and returns the
         record's entry (the evaluation is then redone), or raises :class:`Lost`.
+    penalised : int, optional
+        The penalty covers ``w[:penalised]`` (default all of ``w``; the intercept, last, is
+        not penalised).
     """
 
     def __init__(self, comm, engine, d: int, l2: float, iteration: int,
                  on_evaluation: Callable[[Evaluation], None],
-                 on_failure: Optional[Callable[[int, float], dict]] = None):
+                 on_failure: Optional[Callable[[int, float], dict]] = None,
+                 penalised: Optional[int] = None):
         self.comm, self.engine, self.d, self.l2 = comm, engine, d, l2
+        self.penalised = d if penalised is None else penalised
         self.iteration = iteration
         self.on_evaluation, self.on_failure = on_evaluation, on_failure
         self.command = Command.CONTINUE  # sent with the next evaluation, then reset
@@ -138,8 +143,10 @@ class Objective:
                 failures.append(self.on_failure(t, start))  # or Lost
                 self.command = Command.CONTINUE  # redo it on the survivors
         self.command = Command.CONTINUE
-        gradient = gathered.grad + self.l2 * w
-        loss = gathered.data_loss + 0.5 * self.l2 * float(w @ w)
+        coef = w[:self.penalised]
+        gradient = gathered.grad.copy()
+        gradient[:self.penalised] += self.l2 * coef
+        loss = gathered.data_loss + 0.5 * self.l2 * float(coef @ coef)
         duration = time.perf_counter() - start
         self.engine.record(duration)
         self.iteration += 1
@@ -187,10 +194,10 @@ class History:
         err = objective = None
         if self.job.full is not None:
             X, y = self.job.full
-            exact = models.gradient(cfg.model, X, y, ev.w, cfg.l2)
+            exact = models.gradient(cfg.model, X, y, ev.w, cfg.l2, cfg.fit_intercept)
             err = float(np.linalg.norm(ev.gradient - exact) / max(np.linalg.norm(exact), 1e-300))
             self.errors.append(err)
-            objective = models.objective(cfg.model, X, y, ev.w, cfg.l2)
+            objective = models.objective(cfg.model, X, y, ev.w, cfg.l2, cfg.fit_intercept)
         self.pending.append({
             "iteration": ev.iteration, "duration_s": ev.duration, "elapsed_s": self.elapsed(),
             "trigger": g.trigger, "state": g.state, "loss": ev.loss, "grad_rel_err": err,
@@ -199,14 +206,17 @@ class History:
             "dropped": g.dropped, "rounds": g.rounds, "waited": g.waited,
             "failures": ev.failures})
 
-    def end_step(self, step: int, last) -> None:
+    def end_step(self, step: int, last, held: Optional[dict] = None) -> None:
         """Write the records of optimizer step ``step`` (``last``: the optimizer's
         :class:`~mpigc.optim.StepRecord`; evaluations past it, cut short by a non-finite
-        result, count as neither trials nor accepted).
+        result, count as neither trials nor accepted). ``held``: the held-out metrics
+        after the step (``--eval-every``), in the step's last record.
         """
         for k, record in enumerate(self.pending):
             record.update(step=step, line_search=k < len(last.line_search)
                           and bool(last.line_search[k]), accepted=k == last.accepted)
+            if held is not None and k == len(self.pending) - 1:
+                record["holdout"] = held
             self.log.iteration(record)
         self.pending = []
 
@@ -237,13 +247,16 @@ def run_root(job, lr: Optional[float], scale: np.ndarray, setup_s: float) -> Opt
     cfg = job.cfg
     engine = job.engine_root()
     # Nesterov's strong convexity in v: the penalty's smallest curvature l2 / max(scale)^2
-    opt = make_optimizer(cfg.optimizer, lr, np.zeros(job.d),
+    opt = make_optimizer(cfg.optimizer, lr, np.zeros(job.dim),
                          mu=cfg.l2 / float(np.max(scale)) ** 2, history=cfg.history)
-    history = History(job, RunLog(cfg.out, cfg.iterations, quiet=cfg.quiet), scale)
+    log = RunLog(cfg.out, cfg.iterations, quiet=cfg.quiet,
+                 records=[] if job.keep_history else None)
+    history = History(job, log, scale)
     if job.resumed is not None:
         history.restore(job.resumed, job.previous, opt, engine)
-    objective = Objective(job.comm, engine, job.d, cfg.l2, history.starts[-1], history.record,
-                          lambda t, start: _recover_root(job, engine, history.log, t, start))
+    objective = Objective(job.comm, engine, job.dim, cfg.l2, history.starts[-1], history.record,
+                          lambda t, start: _recover_root(job, engine, history.log, t, start),
+                          penalised=job.d)
     evaluate, converged = scaled(objective.evaluate, scale), gradient_tol(cfg.tol, scale)
     signal_at = int(os.environ.get(TEST_SIGNAL_ENV, -1))
     failure, reason = None, MAX_ITERATIONS  # failure: a non-finite gradient or loss
@@ -263,20 +276,40 @@ def run_root(job, lr: Optional[float], scale: np.ndarray, setup_s: float) -> Opt
             summary.report_stop(cfg, t)
             return None
         objective.command = command
-        stopped = None
+        stopped = held = None
         try:
             stopped = opt.step(evaluate, converged)
         except NonFinite as exc:  # the optimizer kept the model before this step
             failure = str(exc)
         except Lost as exc:  # the optimizer is still before this step: checkpoint it
             return _stop_lost(job, objective, history, opt, lr, str(exc), t)
-        history.end_step(t, opt.last)
+        every = cfg.eval_every
+        if every and (t + 1) % every == 0 and t + 1 < cfg.iterations and stopped is None \
+                and failure is None:
+            try:
+                held = _holdout_root(job, objective, history, to_user(opt.w, scale))
+            except Lost as exc:  # the step is done: resume after it
+                history.end_step(t, opt.last)
+                return _stop_lost(job, objective, history, opt, lr, str(exc), t + 1)
+        history.end_step(t, opt.last, held)
         if failure is not None:
             break
         if stopped is not None:
             reason = stopped
             break
     return _finish_root(job, objective, history, opt, lr, failure, reason, setup_s)
+
+
+def _holdout_root(job, objective, history, w):
+    """The held-out metrics at ``w`` between two steps (None when a worker died meanwhile:
+    the survivors recover and the run goes on).
+    """
+    try:
+        return holdout.evaluate(job, objective, w)
+    except ProcessFailure:
+        _recover_root(job, objective.engine, history.log, objective.iteration,
+                      time.perf_counter())
+        return None
 
 
 def _recover_root(job, engine, log, t, start):
@@ -337,30 +370,38 @@ def _finish_root(job, objective, history, opt, lr, failure, reason, setup_s):
         try:
             objective.stop(Command.STOP if failure is None else Command.NONFINITE_STOP, w_final)
             loss_sum, correct = comm.reduce_sum(np.zeros(2))
+            held = holdout.collect(job) if job.has_holdout else None
             comm.finish()
             break
         except ProcessFailure:
             _recover_root(job, objective.engine, history.log, objective.iteration,
                           time.perf_counter())
-    final_loss = loss_sum / job.n_rows + 0.5 * cfg.l2 * float(w_final @ w_final)
+    coef = w_final[:job.d]
+    final_loss = loss_sum / job.n_rows + 0.5 * cfg.l2 * float(coef @ coef)
     accuracy = correct / job.n_rows if cfg.model == "logistic" else None
     if None in job.owner:  # deadline mode lost every holder of a chunk: no exact loss
         final_loss = accuracy = None
     result = summary.summarise(job, history, total, final_loss, accuracy, lr, failure)
     result.update(optimizer_steps=opt.iteration, evaluations=len(history.durations),
-                  stop_reason=None if failure is not None else reason, setup_s=setup_s)
-    history.log.finish(result, summary.model_file(job, w_final, lr))
+                  stop_reason=None if failure is not None else reason, setup_s=setup_s,
+                  holdout=held)
+    model = summary.model_file(job, w_final, lr)
+    history.log.finish(result, model)
+    job.outcome = {"summary": result, "model": model, "history": history.log.records}
     return summary.report(job, result, failure)
 
 
 def run_worker(job) -> Optional[int]:
     """A worker: evaluate at every broadcast point until a stop, then the final evaluation."""
     engine = job.engine_worker()
-    job.data.warm(job.cfg.model, np.zeros(job.d))
+    job.data.warm(job.cfg.model, np.zeros(job.dim))
     engine.connect()  # the last collective before the first iteration
     while True:
         try:
-            iteration, command, w = job.comm.bcast_iteration(job.d)
+            iteration, command, w = job.comm.bcast_iteration(job.dim)
+            if command == Command.HOLDOUT:
+                holdout.contribute(job, w)
+                continue
             if command.evaluates:
                 engine.iterate(iteration, w)
                 continue
@@ -369,6 +410,8 @@ def run_worker(job) -> Optional[int]:
                 return EXIT_LOST if command == Command.LOST_STOP else None
             loss, correct = job.data.evaluate(job.cfg.model, job.owned(), w)
             job.comm.reduce_sum(np.array([loss, correct], dtype=np.float64))
+            if job.has_holdout:
+                holdout.contribute(job, w)
             job.comm.finish()
             return EXIT_NONFINITE if command == Command.NONFINITE_STOP else None
         except ProcessFailure:  # back to the next broadcast, on the survivors

@@ -32,9 +32,10 @@ def optimizer_scale(job) -> np.ndarray:
     each worker owns; every rank of ``job`` must call it.
     """
     if job.cfg.precondition == "none":
-        return np.ones(job.d)
+        return np.ones(job.dim)
     blocks = [] if job.comm.rank == 0 else job.data.blocks(job.owned())
-    return feature_scale(column_stats(blocks, job.d, comm=job.comm))
+    scale = feature_scale(column_stats(blocks, job.d, comm=job.comm))
+    return np.append(scale, np.ones(job.dim - job.d))  # the intercept's coordinate: 1
 
 
 def auto_lr(job, scale: np.ndarray) -> Optional[float]:
@@ -46,7 +47,10 @@ def auto_lr(job, scale: np.ndarray) -> Optional[float]:
     distributed power iteration, one reduction per step.
     """
     cfg, comm, d = job.cfg, job.comm, job.d
+    scale = scale[:d]
     l2 = cfg.l2 / float(np.min(scale)) ** 2  # the penalty's largest curvature in v
+    # the intercept's column of ones: lambda_max([A 1]^T [A 1]) / n <= lambda_max(A^T A) / n + 1
+    ones = float(job.dim - d)
     if d <= GRAM_MAX_D:
         local = np.zeros((d, d)) if comm.rank == 0 else job.data.gram(job.owned(), d)
         gram = comm.reduce_sum(local)
@@ -54,7 +58,7 @@ def auto_lr(job, scale: np.ndarray) -> Optional[float]:
             return None  # only rank 0 steps
         gram /= np.outer(scale, scale)
         sq = float(max(np.linalg.eigvalsh(gram / job.n_rows)[-1], 0.0))
-        return 1.0 / models.lipschitz_bound(cfg.model, sq, l2)
+        return 1.0 / models.lipschitz_bound(cfg.model, sq + ones, l2)
     buf = np.zeros(d + 1)  # [1: one more product, 0: done; v]
     if comm.rank != 0:
         owned = job.owned()
@@ -70,4 +74,4 @@ def auto_lr(job, scale: np.ndarray) -> Optional[float]:
     sq = models.top_eigenvalue(apply, d, tol=POWER_TOL, max_iter=POWER_MAX_ITER, seed=cfg.seed)
     buf[0] = 0.0
     comm.bcast(buf)
-    return 1.0 / models.lipschitz_bound(cfg.model, sq, l2)
+    return 1.0 / models.lipschitz_bound(cfg.model, sq + ones, l2)

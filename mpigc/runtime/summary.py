@@ -9,6 +9,8 @@ import statistics
 import sys
 from typing import Optional
 
+import numpy as np
+
 from mpigc.errors import EXIT_NONFINITE
 from mpigc.optim import SIGNAL
 
@@ -48,10 +50,16 @@ def summarise(job, history, total: float, final_loss: float, accuracy: Optional[
 
 
 def model_file(job, w, lr: float) -> dict:
-    """The arrays and scalars of ``model.npz``."""
+    """The arrays and scalars of ``model.npz``: ``coef`` (length d) and ``intercept`` (0.0
+    without ``--fit-intercept``) in the user's feature units, with ``--standardize`` too.
+    """
     cfg = job.cfg
-    return {"w": w, "model": cfg.model, "scheme": cfg.scheme, "iterations": cfg.iterations,
-            "lr": lr, "l2": cfg.l2, "optimizer": cfg.optimizer, "n_features": job.d}
+    coef, intercept = job.model(w)
+    return {"coef": coef, "intercept": intercept, "model": cfg.model, "scheme": cfg.scheme,
+            "iterations": cfg.iterations, "lr": lr, "l2": cfg.l2, "optimizer": cfg.optimizer,
+            "n_features": job.d, "fit_intercept": cfg.fit_intercept,
+            "standardize": cfg.standardize,
+            **({} if job.classes is None else {"classes": np.asarray(job.classes)})}
 
 
 def report(job, summary: dict, failure: Optional[str]) -> Optional[int]:
@@ -64,6 +72,7 @@ def report(job, summary: dict, failure: Optional[str]) -> Optional[int]:
         return EXIT_NONFINITE
     if not cfg.quiet:
         acc = "" if summary["accuracy"] is None else f", accuracy {summary['accuracy']:.4f}"
+        acc += held_out_text(summary.get("holdout"))
         where = f"; wrote {cfg.out}" if cfg.out else ""
         final = summary["final_loss"]
         final = "unknown (a chunk lost every holder)" if final is None else f"{final:.8g}"
@@ -72,6 +81,16 @@ def report(job, summary: dict, failure: Optional[str]) -> Optional[int]:
               f"({summary['stop_reason']}), mean {summary['mean_iteration_s']:.4f} "
               f"s/evaluation, final loss {final}{acc}{where}", flush=True)
     return None
+
+
+def held_out_text(held: Optional[dict]) -> str:
+    """``, held-out accuracy 0.97 AUC 0.99 ...`` for the last line ('' without a hold-out)."""
+    if not held:
+        return ""
+    names = {"log_loss": "log-loss", "accuracy": "accuracy", "roc_auc": "AUC", "rmse": "RMSE",
+             "mae": "MAE", "r2": "R^2"}
+    return ", held-out " + " ".join(f"{names[k]} {held[k]:.4f}" for k in names if k in held) \
+        + f" ({held['n_rows']} rows)"
 
 
 def report_stop(cfg, step: int) -> None:

@@ -20,11 +20,13 @@ import numpy as np
 
 from mpigc import config
 from mpigc.data import check_memory, chunk_bounds, parse_data_spec, prepare_labels
+from mpigc.data.split import holdout_mask
 from mpigc.errors import UsageError
 from mpigc.optim import optimizer_class
-from mpigc.runtime import checkpoint, launch, loop
+from mpigc.runtime import checkpoint, holdout, launch, loop
 from mpigc.runtime.log import check_out_dir
 from mpigc.runtime.stepsize import auto_lr, optimizer_scale
+from mpigc.scaling import Standardization, column_stats
 
 # Distinct labels a rank reports for the logistic label check (3 already prove a problem).
 LABEL_SAMPLE = 3
@@ -32,16 +34,49 @@ LABEL_SAMPLE = 3
 
 def main(args):
     """Entry point of ``mpigc train`` (every rank); returns the exit status."""
+    job = run(args)
+    job.comm.exit_if_survived(job.status)
+    return job.status
+
+
+def run(args, comm=None, source=None, keep_history=False):
+    """Train with the ``train`` arguments ``args`` on every rank of ``comm``.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        As :func:`mpigc.config.arguments` builds it.
+    comm : mpi4py.MPI.Intracomm, optional
+        Default COMM_WORLD.
+    source : mpigc.data.DataSource, optional
+        The training data, instead of ``args.data`` (the same on every rank).
+    keep_history : bool
+        Keep every record of iterations.jsonl in memory (``job.outcome["history"]``).
+
+    Returns
+    -------
+    Job
+        With ``status`` (the exit status) and, on rank 0 after a finished run,
+        ``outcome`` (summary, model, history).
+
+    Raises
+    ------
+    UsageError
+        Bad input, the same on every rank.
+    """
     # Before MPI starts: from now on SIGUSR1/SIGTERM only ask for a checkpoint-and-stop.
     stop = checkpoint.StopRequest().install()
     from mpigc.runtime import comm as mpicomm  # initialises MPI
 
-    comm = mpicomm.world()
+    world_size = mpicomm.world_size()
+    comm = mpicomm.world() if comm is None else mpicomm.Comm(comm)
     # Validation reads files (data, trace, assignment): a rank that cannot see one must not
     # leave the others waiting, so the verdict is agreed before any other communication.
     error = job = None
     try:
-        job = _prepare(args, comm, mpicomm, stop)
+        launch.check_world_size(world_size)
+        job = _prepare(args, comm, mpicomm, stop, source)
+        job.keep_history = keep_history
     except UsageError as exc:
         error = str(exc)
     error = comm.agree(error)
@@ -54,30 +89,44 @@ def main(args):
     if error is not None:
         raise UsageError(error)
     try:
-        status = job.run() or 0
+        job.status = job.run() or 0
     except BaseException:  # noqa: BLE001
         _abort(comm)
-    comm.exit_if_survived(status)
-    return status
+    return job
 
 
-def _prepare(args, comm, mpicomm, stop):
+def _prepare(args, comm, mpicomm, stop, source=None):
     """Validate the options against the world and the data; the :class:`Job` of this rank."""
-    launch.check_world_size(comm.size)
     cfg = config.from_args(args)
     if comm.size < 2:
         raise UsageError(f"mpigc train needs at least 2 MPI ranks (a parameter server and a "
                          f"worker), got {comm.size}; run it under mpiexec -n N+1")
     # collective (every rank gets here: the checks above give the same verdict everywhere):
     # rank 0 opens the files, indexing an svmlight file in one pass, and sends the source
-    source = parse_data_spec(cfg.data, model=cfg.model, comm=comm)
+    if source is None:
+        source = parse_data_spec(cfg.data, model=cfg.model, comm=comm)
     n = comm.size - 1
     protocol = cfg.protocol(n)
     stragglers = cfg.straggler_model(n)
     bounds = chunk_bounds(source.n_rows, protocol.assignment.n_chunks)
     _check_sizes(comm, source, protocol, bounds, cfg)
-    return Job(comm, cfg, source, protocol, stragglers, bounds, stop,
-               mpi_library=mpicomm.library_version())
+    job = Job(comm, cfg, source, protocol, stragglers, bounds, stop,
+              mpi_library=mpicomm.library_version())
+    if cfg.test_data is not None:
+        job.test_source = _test_source(cfg, comm, source)
+    return job
+
+
+def _test_source(cfg, comm, source):
+    """``--test-data`` (collective): its source, if its columns are the training data's."""
+    test = parse_data_spec(cfg.test_data, model=cfg.model, comm=comm)
+    if test.n_features != source.n_features:
+        raise UsageError(f"--test-data {cfg.test_data}: {test.n_features} features, the "
+                         f"training data {source.name} has {source.n_features}"
+                         + (" (give it :features=D)" if test.is_sparse else ""))
+    if test.n_rows == 0:
+        raise UsageError(f"--test-data {cfg.test_data}: no rows")
+    return test
 
 
 def _check_sizes(comm, source, protocol, bounds, cfg):
@@ -118,6 +167,7 @@ class Job:
         self.n = protocol.n_workers
         self.faults = cfg.fault_plan(self.n)  # checked here, before any communication
         self.d = source.n_features
+        self.dim = self.d + cfg.fit_intercept  # the model vector: coefficients, intercept
         self.n_rows = source.n_rows
         self.allreduce = not protocol.scheme.uses_ps
         a = protocol.assignment
@@ -127,6 +177,12 @@ class Job:
         self.worker = comm.rank - 1
         self.data = None
         self.full = None  # (X, y) on rank 0 with --verify
+        self.standardization = None  # --standardize: mpigc.scaling.Standardization
+        self.status, self.outcome, self.keep_history = None, None, False
+        self.classes = None  # logistic: the two labels of the data, as the user gave them
+        self.sizes = np.diff(self.bounds)  # training rows per chunk
+        self.test_source = None  # --test-data: its DataSource
+        self.holdout = None  # a worker's held-out rows: {chunk or holdout.TEST: (X, y)}
 
     # -- set-up ------------------------------------------------------------------------
     def setup(self):
@@ -147,8 +203,11 @@ class Job:
                 from mpigc.runtime.worker import ChunkData
 
                 chunks = self.protocol.assignment.chunks(self.worker)  # [worker] for allreduce
-                self.data = ChunkData(self.source, self.bounds, chunks, cfg.dtype)
+                self.data = ChunkData(self.source, self.bounds, chunks, cfg.dtype,
+                                      cfg.fit_intercept)
                 labels = _label_sample(self.data.y)
+                if self.test_source is not None:
+                    self.holdout = holdout.test_share(self)
         except UsageError as exc:
             error = str(exc)
         error = comm.agree(error)
@@ -159,11 +218,73 @@ class Job:
             prepare_labels(values, cfg.model)
         except UsageError as exc:
             return f"{self.source.name}: {exc}"
+        if cfg.model == "logistic":  # the user's labels, for predict
+            self.classes = [0.0, 1.0] if 0.0 in values else [-1.0, 1.0]
         if self.data is not None:
             self.data.set_labels(prepare_labels(self.data.y, cfg.model))
         if self.full is not None:
             self.full = (self.full[0], prepare_labels(self.full[1], cfg.model))
+        if cfg.validation_fraction:
+            error = self._split_validation()
+            if error is not None:
+                return error
+        if cfg.standardize:
+            self._standardize()
         return None
+
+    @property
+    def has_holdout(self):
+        """Whether the run evaluates held-out rows (the same on every rank)."""
+        return self.cfg.test_data is not None or bool(self.cfg.validation_fraction)
+
+    def _split_validation(self):
+        """``--validation-fraction`` (collective): hold out rows of every chunk, agree on
+        the training rows left per chunk. An error message, or None.
+        """
+        cfg, m = self.cfg, self.protocol.assignment.n_chunks
+        counts = np.zeros(m)
+        if self.data is not None:
+            held = self.data.split_holdout(self.bounds, cfg.validation_fraction, cfg.seed)
+            self.holdout = {j: (X, y) for j, (X, y) in held.items()}
+            for j in self.owned():
+                a, b = self.data.local[j]
+                counts[j] = b - a
+        self.sizes = self.comm.allreduce_sum(counts).astype(np.int64)
+        self.n_rows = int(self.sizes.sum())
+        if self.full is not None:
+            keep = ~holdout_mask(0, self.source.n_rows, cfg.validation_fraction, cfg.seed)
+            self.full = (self.full[0][keep], self.full[1][keep])
+        if self.n_rows == 0:
+            return (f"--validation-fraction {cfg.validation_fraction} holds out every row of "
+                    f"{self.source.name}")
+        return None
+
+    def _standardize(self):
+        """``--standardize`` (collective): the training rows' column statistics, each chunk
+        counted once, then every rank's rows standardized in place.
+        """
+        blocks = [] if self.data is None else self.data.blocks(self.owned())
+        stats = column_stats(blocks, self.d, comm=self.comm)
+        # dense data are centred only with an intercept: without one, centring would give
+        # the model in the original units an intercept the user did not ask for (Spark's
+        # choice too); sparse data are never centred (that would densify them)
+        center = self.cfg.fit_intercept and not self.source.is_sparse
+        self.standardization = Standardization.from_stats(stats, center)
+        if self.data is not None:
+            self.data.X = self.standardization.apply(self.data.X)
+        if self.holdout is not None:
+            self.holdout = {k: (self.standardization.apply(X), y)
+                            for k, (X, y) in self.holdout.items()}
+        if self.full is not None:
+            self.full = (self.standardization.apply(self.full[0]), self.full[1])
+
+    def model(self, w):
+        """``(coef, intercept)`` of the model vector ``w`` in the user's feature units."""
+        coef = np.asarray(w[:self.d], dtype=np.float64)
+        intercept = float(w[self.d]) if self.cfg.fit_intercept else 0.0
+        if self.standardization is None:
+            return coef, intercept
+        return self.standardization.original(coef, intercept)
 
     def recover(self):
         """Every survivor after a ProcessFailure: shrink to the survivors, give every chunk
@@ -224,8 +345,8 @@ class Job:
             from mpigc.runtime.allreduce import AllreduceWorker
 
             return AllreduceWorker(self.comm, self.worker, self.worker, runner, self.stragglers,
-                                   self.n, self.d)
-        return Worker(self.comm, self.protocol, self.worker, runner, self.stragglers, self.d,
+                                   self.n, self.dim)
+        return Worker(self.comm, self.protocol, self.worker, runner, self.stragglers, self.dim,
                       self.faults)
 
     def engine_root(self):
@@ -233,10 +354,10 @@ class Job:
         if self.allreduce:
             from mpigc.runtime.allreduce import AllreduceRoot
 
-            return AllreduceRoot(self.comm, self.n, self.n_rows, self.d)
+            return AllreduceRoot(self.comm, self.n, self.n_rows, self.dim)
         from mpigc.runtime.ps import ParameterServer
 
-        return ParameterServer(self.comm, self.protocol, np.diff(self.bounds), self.d,
+        return ParameterServer(self.comm, self.protocol, self.sizes, self.dim,
                                self.cfg.iteration_timeout, self.cfg.transmit_timeout)
 
 

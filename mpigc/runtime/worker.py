@@ -12,6 +12,7 @@ import time
 import numpy as np
 
 from mpigc import kernels
+from mpigc.data.split import holdout_mask
 from mpigc.faults import FaultPlan, die
 from mpigc.runtime.poll import Backoff
 
@@ -34,6 +35,8 @@ class ChunkData:
     chunks : iterable of int
         The chunks this rank holds; only their rows are read.
     dtype : {"float64", "float32"}
+    fit_intercept : bool
+        Whether the model vector ends with an intercept (the kernels add it to each margin).
 
     Attributes
     ----------
@@ -41,14 +44,34 @@ class ChunkData:
     local : dict chunk -> (start, stop) rows of X.
     """
 
-    def __init__(self, source, bounds, chunks, dtype="float64"):
+    def __init__(self, source, bounds, chunks, dtype="float64", fit_intercept=False):
         self.chunks = sorted({int(j) for j in chunks})
+        self.fit_intercept = bool(fit_intercept)
         ranges = [(int(bounds[j]), int(bounds[j + 1])) for j in self.chunks]
         self.X, self.y = source.read_rows(ranges, dtype=dtype)
         self.local, offset = {}, 0
         for j, (a, b) in zip(self.chunks, ranges):
             self.local[j] = (offset, offset + b - a)
             offset += b - a
+
+    def split_holdout(self, bounds, fraction, seed):
+        """``--validation-fraction``: remove each chunk's held-out rows (coins of
+        :func:`mpigc.data.split.holdout_mask`) from the training rows; returns them as
+        ``{chunk: (X, y)}``.
+        """
+        keep, held, local, offset = [], {}, {}, 0
+        for j in self.chunks:
+            a, b = self.local[j]
+            mask = holdout_mask(int(bounds[j]), int(bounds[j + 1]), fraction, seed)
+            rows = np.arange(a, b)
+            held[j] = (self.X[rows[mask]], self.y[rows[mask]])
+            kept = rows[~mask]
+            keep.append(kept)
+            local[j] = (offset, offset + kept.size)
+            offset += kept.size
+        rows = np.concatenate(keep) if keep else np.empty(0, dtype=np.int64)
+        self.X, self.y, self.local = self.X[rows], np.ascontiguousarray(self.y[rows]), local
+        return held
 
     def set_labels(self, y):
         """Replace the labels by the model's (checked) ones."""
@@ -86,15 +109,22 @@ class ChunkData:
         scratch = np.zeros_like(w)
         for j in chunks:
             a, b = self.local[j]
-            loss += kernels.loss_grad(model, self.X, self.y, w, a, b, scratch)
+            loss += kernels.loss_grad(model, self.X, self.y, w, a, b, scratch,
+                                      self.fit_intercept)
             if model == "logistic":
                 Xj, yj = self.rows(j)
-                correct += int(np.count_nonzero(np.asarray(Xj @ w).ravel() * yj > 0))
+                correct += int(np.count_nonzero(self.margins(Xj, w) * yj > 0))
         return loss, correct
+
+    def margins(self, X, w):
+        """``X w`` (plus the intercept, the last entry of ``w``, when it has one)."""
+        if self.fit_intercept:
+            return np.asarray(X @ w[:-1]).ravel() + w[-1]
+        return np.asarray(X @ w).ravel()
 
     def warm(self, model, w):
         """Compile (or load from the cache) the kernel for this data layout, outside timing."""
-        kernels.loss_grad(model, self.X, self.y, w, 0, 0, np.zeros_like(w))
+        kernels.loss_grad(model, self.X, self.y, w, 0, 0, np.zeros_like(w), self.fit_intercept)
 
 
 class ChunkRunner:
@@ -120,7 +150,7 @@ class ChunkRunner:
         X, y, loss = self.data.X, self.data.y, 0.0
         for start in range(a, b, self.row_block):
             loss += kernels.loss_grad(self.model, X, y, w, start, min(start + self.row_block, b),
-                                      grad)
+                                      grad, self.data.fit_intercept)
             if interrupted():
                 return None
         target = t0 + factor * max(self.chunk_time, time.perf_counter() - t0)
