@@ -37,12 +37,15 @@ class TrainResult:
         The exit status ``mpigc train`` would return (0: finished; 3: stopped by a
         non-finite gradient, ``model`` is the last good one; 4: workers it could not do
         without died, see ``--faults``).
+    rank : int
+        This process's rank in ``comm`` (0: the parameter server).
     """
 
     model: Optional[LinearModel]
     summary: Optional[dict]
     history: list = field(default_factory=list)
     status: int = 0
+    rank: int = 0
 
 
 def python_names(message: str) -> str:
@@ -128,13 +131,14 @@ def train(data: Any = None, *, comm: Any = None, **options: Any) -> TrainResult:
         raise UsageError(python_names(str(exc))) from None
     outcome = job.comm.bcast_object(job.outcome)
     if outcome is None:
-        return TrainResult(None, None, [], job.status)
+        return TrainResult(None, None, [], job.status, job.comm.rank)
     model = outcome["model"]
     fitted = LinearModel(model["coef"], model["intercept"], model["model"],
                          classes=model.get("classes"),
                          metadata={k: v for k, v in model.items()
                                    if k not in ("coef", "intercept", "classes")})
-    return TrainResult(fitted, outcome["summary"], outcome["history"] or [], job.status)
+    return TrainResult(fitted, outcome["summary"], outcome["history"] or [], job.status,
+                       job.comm.rank)
 
 
 def _array_source(data):

@@ -2,6 +2,7 @@
 the same options, on every rank; errors that name the parameter as Python knows it."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -64,3 +65,11 @@ def test_errors_name_the_python_parameter(call, error, message, tmp_path):
     assert len(lines) == 2 and lines[0] == lines[1], tails(res)
     kind, _, text = lines[0].partition(" | ")
     assert kind == error and message in text, res.stdout
+
+
+def test_the_readme_example_runs(tmp_path):
+    script = Path(__file__).resolve().parents[1] / "docs" / "examples" / "train_from_python.py"
+    res = assert_ok(run_mpi(3, [script, tmp_path / "run"], timeout=240))
+    assert "held-out accuracy" in res.stdout and (tmp_path / "run" / "model.npz").exists()
+    held = json.loads((tmp_path / "run" / "summary.json").read_text())["holdout"]
+    assert held["accuracy"] > 0.7 and held["roc_auc"] > 0.8

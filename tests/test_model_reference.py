@@ -126,3 +126,28 @@ def test_sparse_standardize_scales_without_densifying(tmp_path, fmt):
     expected = before.multiply(1.0 / standard.scale[None, :]).tocsr()
     assert abs(out - expected).max() <= 1e-15 * abs(expected).max()
     assert not np.any(standard.center)
+
+
+def test_sparse_svmlight_standardized_model_matches_sklearn(tmp_path):
+    """Sparse rows are scaled, not centred: scikit-learn's StandardScaler(with_mean=False)."""
+    import scipy.sparse as sp
+    from sklearn.datasets import dump_svmlight_file
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    rng = np.random.default_rng(4)
+    X = sp.random(600, 20, density=0.2, format="csr", random_state=4)
+    X.data = rng.uniform(0.5, 50.0, X.nnz)
+    margin = X @ rng.standard_normal(20)
+    y = (margin + 5.0 * rng.standard_normal(600) > np.median(margin)).astype(float)
+    dump_svmlight_file(X, y, str(tmp_path / "d.svm"), zero_based=False)
+    train(3, ["--data", f"{tmp_path / 'd.svm'}:features=20", "--fit-intercept",
+              "--standardize", "--optimizer", "lbfgs", "--tol", "1e-11", "--iterations", "300",
+              "--l2", L2], tmp_path / "run", timeout=150)
+    with np.load(tmp_path / "run" / "model.npz") as z:
+        coef, intercept = z["coef"], float(z["intercept"])
+    scaler = StandardScaler(with_mean=False).fit(X)
+    ref = LogisticRegression(C=1.0 / (600 * L2), tol=1e-13, max_iter=100000).fit(
+        scaler.transform(X), y)
+    assert _rel(coef, ref.coef_.ravel() / scaler.scale_) <= 1e-6
+    assert abs(intercept - ref.intercept_[0]) <= 1e-6 * max(abs(ref.intercept_[0]), 1.0)

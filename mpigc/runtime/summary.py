@@ -56,7 +56,9 @@ def model_file(job, w, lr: float) -> dict:
     cfg = job.cfg
     coef, intercept = job.model(w)
     return {"coef": coef, "intercept": intercept, "model": cfg.model, "scheme": cfg.scheme,
-            "iterations": cfg.iterations, "lr": lr, "l2": cfg.l2, "optimizer": cfg.optimizer,
+            # NaN for no step size (lbfgs): None would need pickling, which readers refuse
+            "iterations": cfg.iterations, "lr": np.nan if lr is None else lr, "l2": cfg.l2,
+            "optimizer": cfg.optimizer,
             "n_features": job.d, "fit_intercept": cfg.fit_intercept,
             "standardize": cfg.standardize,
             **({} if job.classes is None else {"classes": np.asarray(job.classes)})}
