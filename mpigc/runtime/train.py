@@ -1,10 +1,10 @@
 """``mpigc train``: distributed training over MPI (SPEC sections 5, 6 and 9).
 
 Rank 0 is the parameter server (PS), ranks 1..N are workers. This module is the set-up:
-options validated against the world, data read and agreed on, the checkpoint of
-``--resume`` checked, the engines built. The optimizer's feature scale and ``--lr auto``
-are :mod:`~mpigc.runtime.stepsize`, the iterations :mod:`~mpigc.runtime.loop`, the
-outputs :mod:`~mpigc.runtime.summary`;
+options validated against the world, the checkpoint of ``--resume`` checked, the engines
+built. The rows each rank holds are :mod:`~mpigc.runtime.rows`, the optimizer's feature
+scale and ``--lr auto`` :mod:`~mpigc.runtime.stepsize`, the iterations
+:mod:`~mpigc.runtime.loop`, the outputs :mod:`~mpigc.runtime.summary`;
 docs/ARCHITECTURE.md describes the run as a whole.
 
 Any exception other than agreed bad input prints its traceback and aborts the whole job:
@@ -19,17 +19,12 @@ import traceback
 import numpy as np
 
 from mpigc import config
-from mpigc.data import check_memory, chunk_bounds, parse_data_spec, prepare_labels
-from mpigc.data.split import holdout_mask
+from mpigc.data import check_memory, chunk_bounds, parse_data_spec
 from mpigc.errors import UsageError
 from mpigc.optim import optimizer_class
-from mpigc.runtime import checkpoint, holdout, launch, loop
+from mpigc.runtime import checkpoint, launch, loop, rows
 from mpigc.runtime.log import check_out_dir
 from mpigc.runtime.stepsize import auto_lr, optimizer_scale
-from mpigc.scaling import Standardization, column_stats
-
-# Distinct labels a rank reports for the logistic label check (3 already prove a problem).
-LABEL_SAMPLE = 3
 
 
 def main(args):
@@ -113,20 +108,8 @@ def _prepare(args, comm, mpicomm, stop, source=None):
     job = Job(comm, cfg, source, protocol, stragglers, bounds, stop,
               mpi_library=mpicomm.library_version())
     if cfg.test_data is not None:
-        job.test_source = _test_source(cfg, comm, source)
+        job.test_source = rows.test_source(cfg, comm, source)
     return job
-
-
-def _test_source(cfg, comm, source):
-    """``--test-data`` (collective): its source, if its columns are the training data's."""
-    test = parse_data_spec(cfg.test_data, model=cfg.model, comm=comm)
-    if test.n_features != source.n_features:
-        raise UsageError(f"--test-data {cfg.test_data}: {test.n_features} features, the "
-                         f"training data {source.name} has {source.n_features}"
-                         + (" (give it :features=D)" if test.is_sparse else ""))
-    if test.n_rows == 0:
-        raise UsageError(f"--test-data {cfg.test_data}: no rows")
-    return test
 
 
 def _check_sizes(comm, source, protocol, bounds, cfg):
@@ -186,97 +169,30 @@ class Job:
 
     # -- set-up ------------------------------------------------------------------------
     def setup(self):
-        """Read data, agree on its validity; returns an error message (same on all ranks)."""
-        cfg, comm = self.cfg, self.comm
-        error, labels = None, []
-        try:
-            if comm.rank == 0:
+        """Read data, agree on its validity; returns an error message (same on all ranks).
+
+        The rows themselves (read, labels, hold-out, standardization): :mod:`~mpigc.runtime.rows`.
+        """
+        cfg, error = self.cfg, None
+        if self.comm.rank == 0:
+            try:
                 if cfg.resume is not None:
                     self._load_checkpoint()
                 if cfg.out is not None:
                     error = check_out_dir(cfg.out)
-                if error is None and cfg.verify:
-                    X, y = self.source.read_rows([(0, self.n_rows)])
-                    self.full = (X, y)
-                    labels = _label_sample(y)
-            else:
-                from mpigc.runtime.worker import ChunkData
-
-                chunks = self.protocol.assignment.chunks(self.worker)  # [worker] for allreduce
-                self.data = ChunkData(self.source, self.bounds, chunks, cfg.dtype,
-                                      cfg.fit_intercept)
-                labels = _label_sample(self.data.y)
-                if self.test_source is not None:
-                    self.holdout = holdout.test_share(self)
-        except UsageError as exc:
-            error = str(exc)
-        error = comm.agree(error)
-        if error is not None:
-            return error
-        values = np.unique(np.concatenate([np.asarray(v, float) for v in comm.allgather(labels)]))
-        try:
-            prepare_labels(values, cfg.model)
-        except UsageError as exc:
-            return f"{self.source.name}: {exc}"
-        if cfg.model == "logistic":  # the user's labels, for predict
-            self.classes = [0.0, 1.0] if 0.0 in values else [-1.0, 1.0]
-        if self.data is not None:
-            self.data.set_labels(prepare_labels(self.data.y, cfg.model))
-        if self.full is not None:
-            self.full = (self.full[0], prepare_labels(self.full[1], cfg.model))
-        if cfg.validation_fraction:
-            error = self._split_validation()
-            if error is not None:
-                return error
-        if cfg.standardize:
-            self._standardize()
-        return None
+            except UsageError as exc:
+                error = str(exc)
+        error = rows.read(self, error)
+        if error is None and cfg.validation_fraction:
+            error = rows.split_validation(self)
+        if error is None and cfg.standardize:
+            rows.standardize(self)
+        return error
 
     @property
     def has_holdout(self):
         """Whether the run evaluates held-out rows (the same on every rank)."""
         return self.cfg.test_data is not None or bool(self.cfg.validation_fraction)
-
-    def _split_validation(self):
-        """``--validation-fraction`` (collective): hold out rows of every chunk, agree on
-        the training rows left per chunk. An error message, or None.
-        """
-        cfg, m = self.cfg, self.protocol.assignment.n_chunks
-        counts = np.zeros(m)
-        if self.data is not None:
-            held = self.data.split_holdout(self.bounds, cfg.validation_fraction, cfg.seed)
-            self.holdout = {j: (X, y) for j, (X, y) in held.items()}
-            for j in self.owned():
-                a, b = self.data.local[j]
-                counts[j] = b - a
-        self.sizes = self.comm.allreduce_sum(counts).astype(np.int64)
-        self.n_rows = int(self.sizes.sum())
-        if self.full is not None:
-            keep = ~holdout_mask(0, self.source.n_rows, cfg.validation_fraction, cfg.seed)
-            self.full = (self.full[0][keep], self.full[1][keep])
-        if self.n_rows == 0:
-            return (f"--validation-fraction {cfg.validation_fraction} holds out every row of "
-                    f"{self.source.name}")
-        return None
-
-    def _standardize(self):
-        """``--standardize`` (collective): the training rows' column statistics, each chunk
-        counted once, then every rank's rows standardized in place.
-        """
-        blocks = [] if self.data is None else self.data.blocks(self.owned())
-        stats = column_stats(blocks, self.d, comm=self.comm)
-        # dense data are centred only with an intercept: without one, centring would give
-        # the model in the original units an intercept the user did not ask for (Spark's
-        # choice too); sparse data are never centred (that would densify them)
-        center = self.cfg.fit_intercept and not self.source.is_sparse
-        self.standardization = Standardization.from_stats(stats, center)
-        if self.data is not None:
-            self.data.X = self.standardization.apply(self.data.X)
-        if self.holdout is not None:
-            self.holdout = {k: (self.standardization.apply(X), y)
-                            for k, (X, y) in self.holdout.items()}
-        if self.full is not None:
-            self.full = (self.standardization.apply(self.full[0]), self.full[1])
 
     def model(self, w):
         """``(coef, intercept)`` of the model vector ``w`` in the user's feature units."""
@@ -359,10 +275,3 @@ class Job:
 
         return ParameterServer(self.comm, self.protocol, self.sizes, self.dim,
                                self.cfg.iteration_timeout, self.cfg.transmit_timeout)
-
-
-def _label_sample(y):
-    """Up to LABEL_SAMPLE distinct labels (enough to prove a logistic label problem)."""
-    values = np.unique(np.asarray(y, dtype=float))
-    bad = values[~np.isfinite(values)]
-    return np.concatenate([bad[:1], values[np.isfinite(values)][:LABEL_SAMPLE]]).tolist()
