@@ -36,7 +36,7 @@ import math
 import os
 import signal
 from dataclasses import dataclass
-from typing import Optional
+from typing import NoReturn, Optional
 
 from mpigc.errors import UsageError, require
 
@@ -59,7 +59,7 @@ class Fault:
     seconds: float = 0.0
     chunks: int = 0
 
-    def active(self, worker, iteration):
+    def active(self, worker: int, iteration: int) -> bool:
         """Whether this fault acts on ``worker`` in ``iteration``."""
         return worker == self.worker and self.first <= iteration <= self.last
 
@@ -154,17 +154,17 @@ class FaultPlan:
         """Whether ``worker``'s vector is NaN in ``iteration``."""
         return bool(self._active("nan", worker, iteration))
 
-    def kill_point(self, worker, iteration):
+    def kill_point(self, worker: int, iteration: int) -> Optional[tuple[int, float]]:
         """``(chunks, seconds)`` at which ``worker`` dies in ``iteration``, or None."""
         kills = self._active("kill", worker, iteration)
         return min((f.chunks, f.seconds) for f in kills) if kills else None
 
-    def trajectory_spec(self):
+    def trajectory_spec(self) -> Optional[str]:
         """The spec without its kill faults: what a checkpoint's fingerprint compares."""
         return "+".join(p.strip() for p in self.spec.split("+")
                         if p.strip() and not p.strip().startswith("kill")) or None
 
 
-def die():
+def die() -> NoReturn:
     """End this process at once with SIGKILL, as an out-of-memory kill or a lost node would."""
     os.kill(os.getpid(), signal.SIGKILL)

@@ -8,10 +8,14 @@ object that the MPI runtime and the simulator share: the same trigger rule, the 
 encode and decode, whatever carries the messages.
 """
 
+from __future__ import annotations
+
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Optional, Union
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from mpigc import coding
 from mpigc.errors import UsageError, require
@@ -61,12 +65,12 @@ class Scheme:
     frc_trigger: Optional[str] = None
 
     @property
-    def uses_ps(self):
+    def uses_ps(self) -> bool:
         """Whether the scheme has a parameter server (every scheme but allreduce)."""
         return self.trigger is not None
 
     @property
-    def exact(self):
+    def exact(self) -> bool:
         """Decodes the exact full gradient (outside deadline mode): every scheme but one
         that rescales a partial sum.
         """
@@ -86,14 +90,14 @@ SCHEMES = {
 }
 
 
-def get_scheme(name):
+def get_scheme(name: str) -> Scheme:
     """The :class:`Scheme` called ``name`` (UsageError naming the choices otherwise)."""
     if name not in SCHEMES:
         raise UsageError(f"unknown scheme {name!r} (choose from {', '.join(SCHEMES)})")
     return SCHEMES[name]
 
 
-def make_assignment(kind, n_workers, load, seed=0):
+def make_assignment(kind: str, n_workers: int, load: int, seed: int = 0) -> coding.Assignment:
     """Assignment from a CLI name (cyclic, frc, regular) or a matrix file (n_workers >= 1)."""
     require(1 <= load <= n_workers, f"--load must be between 1 and the number of workers "
             f"({n_workers}), got {load}")
@@ -109,7 +113,8 @@ def make_assignment(kind, n_workers, load, seed=0):
     return a
 
 
-def apply_ordering(assignment, ordering, seed=0):
+def apply_ordering(assignment: coding.Assignment, ordering: str,
+                   seed: int = 0) -> coding.Assignment:
     """Orderings from a CLI name (natural, random, optimal) or an orderings file."""
     if ordering == "natural":
         return assignment
@@ -128,27 +133,29 @@ class FixedEncoder:
     worker per group on a fractional repetition).
     """
 
-    def __init__(self, fixed):
+    def __init__(self, fixed: coding.FixedCode):
         self.fixed = fixed
         self.assignment = fixed.assignment
 
-    def encode(self, worker, state, chunk_grads):
+    def encode(self, worker: int, state: ArrayLike,
+               chunk_grads: Mapping[int, np.ndarray]) -> np.ndarray:
         """Tandon's fixed encoding of ``worker``'s chunk gradients (``state`` unused)."""
         return self.fixed.encode(worker, chunk_grads)
 
-    def encode_all(self, state, chunk_grads):
+    def encode_all(self, state: ArrayLike, chunk_grads: ArrayLike) -> dict[int, np.ndarray]:
         """One vector per sender, as a dict (``decode`` takes it as it is)."""
         orderings = self.assignment.orderings
         return {int(i): self.fixed.encode(int(i), {j: chunk_grads[j] for j in orderings[i]})
                 for i in np.flatnonzero(np.asarray(state) > 0)}
 
-    def decode_weights(self, state):
+    def decode_weights(self, state: ArrayLike) -> np.ndarray:
         """Weights of :meth:`decode`: those of the workers that finished in ``state``."""
         state = np.asarray(state)
         finished = (state == self.assignment.loads) & (state > 0)
         return self.fixed.decode_weights(np.flatnonzero(finished))
 
-    def decode(self, state, transmissions, d):
+    def decode(self, state: ArrayLike, transmissions: Mapping[int, np.ndarray],
+               d: int) -> np.ndarray:
         """:meth:`FixedCode.decode` from the workers of ``transmissions`` finished in ``state``."""
         loads = self.assignment.loads
         # FixedCode.decode reads only the finished workers' entries: no need to filter the dict.
@@ -179,11 +186,11 @@ class Protocol:
     """
 
     scheme: Scheme
-    assignment: "coding.Assignment"
+    assignment: coding.Assignment
     ell: int
     tolerance: int
-    code: "coding.GradientCode"
-    encoder: object
+    code: coding.GradientCode
+    encoder: Union[coding.GradientCode, FixedEncoder]
     deadline: Optional[float] = None
     decode_via: str = "p2p"
     trigger: str = field(init=False)
@@ -198,35 +205,37 @@ class Protocol:
             self.finished_needed = self.n_workers - (self.tolerance if self.trigger == "finished" else 0)
 
     @property
-    def n_workers(self):
+    def n_workers(self) -> int:
         """Number of workers N."""
         return self.assignment.n_workers
 
-    def reports_at(self, worker, count):
+    def reports_at(self, worker: int, count: int) -> bool:
         """True when a worker that has finished ``count`` chunks sends a progress report."""
         if self.scheme.report == "chunk":
             return count > 0
         return count == self.assignment.loads[worker]
 
-    def new_tracker(self):
+    def new_tracker(self) -> coding.CoverageTracker:
         """A fresh :class:`~mpigc.coding.CoverageTracker` for this protocol."""
         return coding.CoverageTracker(self.assignment, self.ell)
 
-    def fired(self, tracker):
+    def fired(self, tracker: coding.CoverageTracker) -> bool:
         """The PS trigger of SPEC section 5, O(1) on the tracker."""
         if self.finished_needed is None:
             return tracker.decodable
         return tracker.n_finished >= self.finished_needed
 
-    def senders(self, state):
+    def senders(self, state: ArrayLike) -> np.ndarray:
         """Workers that transmit for ``state`` (SPEC: a worker with s_i = 0 sends nothing)."""
         return np.flatnonzero(np.asarray(state) > 0)
 
-    def encode(self, worker, state, chunk_grads):
+    def encode(self, worker: int, state: ArrayLike,
+               chunk_grads: Mapping[int, np.ndarray]) -> np.ndarray:
         """Worker ``worker``'s vector for the broadcast ``state``."""
         return self.encoder.encode(worker, state, chunk_grads)
 
-    def encode_all(self, state, chunk_grads):
+    def encode_all(self, state: ArrayLike,
+                   chunk_grads: ArrayLike) -> np.ndarray | dict[int, np.ndarray]:
         """Every sender's vector at once, from an (m, d) array of chunk gradients.
 
         The simulator's batch form of :meth:`encode`: a 2-D array, one row per sender in
@@ -234,7 +243,7 @@ class Protocol:
         """
         return self.encoder.encode_all(state, chunk_grads)
 
-    def decode_weights(self, state):
+    def decode_weights(self, state: ArrayLike) -> tuple[np.ndarray, float]:
         """``(W, recovered)``: the decode of ``state`` as weights, ``grad = (W @ Y)[:d]``.
 
         ``W`` (ell x N) is zero for the workers that send nothing and includes the scheme's
@@ -248,7 +257,8 @@ class Protocol:
             W = W / recovered
         return W, recovered
 
-    def decode(self, state, transmissions, d):
+    def decode(self, state: ArrayLike, transmissions: Mapping[int, np.ndarray] | np.ndarray,
+               d: int) -> tuple[np.ndarray, float]:
         """Decoded gradient (length d) and the fraction of chunks recovered."""
         state = np.asarray(state)
         grad = self.encoder.decode(state, transmissions, d)
@@ -258,9 +268,11 @@ class Protocol:
         return grad, recovered
 
 
-def build_protocol(scheme, n_workers, assignment="cyclic", load=None, ell=1,
-                   ordering="optimal", seed=0, beta="gaussian", tolerance=None,
-                   deadline=None, decode_via="p2p"):
+def build_protocol(scheme: str, n_workers: int, assignment: str = "cyclic",
+                   load: int | None = None, ell: int = 1, ordering: str = "optimal",
+                   seed: int = 0, beta: str | ArrayLike = "gaussian",
+                   tolerance: int | None = None, deadline: float | None = None,
+                   decode_via: str = "p2p") -> Protocol:
     """Validate a scheme's options and build its :class:`Protocol`.
 
     Parameters

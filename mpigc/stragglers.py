@@ -199,13 +199,13 @@ class StragglerModel:
     checkpoint's "RNG position" is the iteration number itself.
     """
 
-    def __init__(self, spec, n_workers, seed, components):
+    def __init__(self, spec: str, n_workers: int, seed: int, components: list[_Component]):
         self.spec, self.n_workers, self.seed = spec, n_workers, seed
         self._components = components
         self._cached = (None, None)
 
     @property
-    def can_fail(self):
+    def can_fail(self) -> bool:
         """True when some worker may fail (factor ``inf``): a fail model or a trace with inf."""
         return any(c.can_fail for c in self._components)
 

@@ -22,9 +22,12 @@ Choices where the specification is silent:
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
+from os import PathLike
 from pathlib import Path
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import maximum_bipartite_matching
 
@@ -75,7 +78,7 @@ class Assignment:
         (O(m N) memory, 8 bytes an entry).
     """
 
-    def __init__(self, n_chunks, orderings):
+    def __init__(self, n_chunks: int, orderings: Sequence[Sequence[int]]):
         # Private: orderings must already be valid (distinct ids in 0..m-1, every chunk
         # held); the public constructors validate.
         self.orderings = [list(o) for o in orderings]
@@ -101,7 +104,7 @@ class Assignment:
         return _readonly(m)
 
     @functools.cached_property
-    def groups(self):
+    def groups(self) -> np.ndarray | None:
         """Group of every worker when the assignment is a fractional repetition, else None.
 
         Fractional repetition (Tandon et al.): the workers split into groups that hold the
@@ -128,7 +131,8 @@ class Assignment:
         return _readonly(p)
 
     @classmethod
-    def from_matrix(cls, A, orderings=None) -> Assignment:
+    def from_matrix(cls, A: ArrayLike,
+                    orderings: Sequence[Sequence[int]] | None = None) -> Assignment:
         """Validate a 0/1 matrix (m x N: chunks x workers) and build an assignment.
 
         Parameters
@@ -171,7 +175,7 @@ class Assignment:
         return a
 
     @classmethod
-    def from_orderings(cls, n_chunks, orderings) -> Assignment:
+    def from_orderings(cls, n_chunks: int, orderings: Sequence[Sequence[int]]) -> Assignment:
         """Build an assignment from the per-worker processing orders alone (O(nnz)).
 
         The orders determine the matrix: worker ``i`` holds exactly the chunks of
@@ -199,7 +203,7 @@ class Assignment:
             raise UsageError(f"chunk {orphans[0]} is held by no worker")
         return cls(m, checked)
 
-    def with_orderings(self, orderings) -> Assignment:
+    def with_orderings(self, orderings: Sequence[Sequence[int]]) -> Assignment:
         """The same matrix with other processing orders (validated like :meth:`from_matrix`)."""
         return Assignment(self.n_chunks, _check_orderings(self._held(), orderings))
 
@@ -207,25 +211,25 @@ class Assignment:
         """Each worker's chunks in ascending order (list of lists)."""
         return [sorted(o) for o in self.orderings]
 
-    def chunks(self, worker) -> list[int]:
+    def chunks(self, worker: int) -> list[int]:
         """Worker's chunks in processing order (``orderings[worker]``)."""
         return self.orderings[worker]
 
-    def holders(self, chunk) -> np.ndarray:
+    def holders(self, chunk: int) -> np.ndarray:
         """Workers holding ``chunk``, ascending (read-only array)."""
         return self.holders_idx[self.holders_ptr[chunk]:self.holders_ptr[chunk + 1]]
 
-    def holder_positions(self, chunk) -> np.ndarray:
+    def holder_positions(self, chunk: int) -> np.ndarray:
         """Positions of ``chunk`` in its holders' orderings, aligned with :meth:`holders`."""
         return self.holder_pos[self.holders_ptr[chunk]:self.holders_ptr[chunk + 1]]
 
-    def position(self, worker, chunk) -> int:
+    def position(self, worker: int, chunk: int) -> int:
         """1-based position p_i(j) of ``chunk`` in worker's ordering; 0 if not held."""
         h = self.holders(chunk)
         k = int(np.searchsorted(h, worker))
         return int(self.holder_positions(chunk)[k]) if k < len(h) and h[k] == worker else 0
 
-    def check_state(self, state) -> np.ndarray:
+    def check_state(self, state: ArrayLike) -> np.ndarray:
         """Validate a state vector (length N, ``0 <= state[i] <= loads[i]``); return it as int64.
 
         O(N); messages are built only on failure.
@@ -250,7 +254,7 @@ class Assignment:
             raise UsageError(f"state[{i}] = {s[i]} is outside 0..{self.loads[i]} (the load of worker {i})")
         return s
 
-    def processed_entries(self, state) -> np.ndarray:
+    def processed_entries(self, state: ArrayLike) -> np.ndarray:
         """Boolean (nnz,), aligned with ``holders_idx``: that holder processed that chunk.
 
         The O(nnz) form of :meth:`processed` (``holder_pos <= state[holder]``).
@@ -258,18 +262,18 @@ class Assignment:
         s = self.check_state(state)
         return self.holder_pos <= s[self.holders_idx]
 
-    def processed(self, state) -> np.ndarray:
+    def processed(self, state: ArrayLike) -> np.ndarray:
         """Boolean (m, N): worker ``i`` has processed chunk ``j`` in ``state`` (O(m N) memory)."""
         out = np.zeros((self.n_chunks, self.n_workers), dtype=bool)
         done = self.processed_entries(state)
         out[self.entry_chunk[done], self.holders_idx[done]] = True
         return out
 
-    def coverage(self, state) -> np.ndarray:
+    def coverage(self, state: ArrayLike) -> np.ndarray:
         """Per chunk, the number of workers that processed it in ``state`` (|S_j(s)|); O(nnz)."""
         return self.segment_sums(self.processed_entries(state))
 
-    def segment_sums(self, values) -> np.ndarray:
+    def segment_sums(self, values: ArrayLike) -> np.ndarray:
         """Per chunk, the sum of ``values`` (nnz,) over its CSR entries; shape (m,)."""
         cum = np.concatenate(([0], np.cumsum(values)))
         return cum[self.holders_ptr[1:]] - cum[self.holders_ptr[:-1]]
@@ -316,7 +320,7 @@ def _check_positive_int(value, name):
     return int(value)
 
 
-def cyclic(n_workers, load) -> Assignment:
+def cyclic(n_workers: int, load: int) -> Assignment:
     """Cyclic assignment: m = N, worker ``i`` holds chunks ``i, ..., i+load-1 (mod N)``.
 
     The natural ordering is that cyclic order (not ascending ids), which already reaches
@@ -333,7 +337,7 @@ def cyclic(n_workers, load) -> Assignment:
     return Assignment(n, ((np.arange(n)[:, None] + np.arange(load)[None, :]) % n).tolist())
 
 
-def frc(n_workers, load) -> Assignment:
+def frc(n_workers: int, load: int) -> Assignment:
     """Fractional repetition: m = N chunks, N/load groups of ``load`` workers.
 
     The workers of group ``g`` (``g*load, ..., g*load+load-1``) all hold chunks
@@ -352,7 +356,7 @@ def frc(n_workers, load) -> Assignment:
     return Assignment(n, (first[:, None] + np.arange(load)[None, :]).tolist())
 
 
-def regular(n_workers, load, seed) -> Assignment:
+def regular(n_workers: int, load: int, seed: int) -> Assignment:
     """Random ``load``-regular bipartite assignment (m = N), deterministic from ``seed``.
 
     Built as a union of ``load`` disjoint perfect matchings: each one is a maximum
@@ -381,7 +385,7 @@ def regular(n_workers, load, seed) -> Assignment:
     return Assignment.from_matrix(matrix)
 
 
-def load_assignment(path) -> Assignment:
+def load_assignment(path: str | PathLike) -> Assignment:
     """Read a 0/1 assignment matrix (m chunks x N workers) from a file.
 
     ``.npy`` is read with :func:`numpy.load`; any other suffix (``.txt``, ``.csv``) as text
@@ -409,7 +413,7 @@ def load_assignment(path) -> Assignment:
         raise UsageError(f"assignment file {p}: {exc}") from None
 
 
-def load_orderings(path, assignment) -> Assignment:
+def load_orderings(path: str | PathLike, assignment: Assignment) -> Assignment:
     """Read processing orders from a text file and attach them to ``assignment``.
 
     One line per worker (worker 0 first) with its chunk ids, whitespace- or

@@ -10,8 +10,10 @@ otherwise each chunk's blocks are orthogonally projected onto what its processor
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy.sparse import csr_matrix
 
 from mpigc.coding.assignment import Assignment
@@ -23,7 +25,7 @@ from mpigc.errors import UsageError, require
 COEFFICIENT_CACHE_SIZE = 4096
 
 
-def make_beta(n_workers, ell, kind="gaussian", seed=0) -> np.ndarray:
+def make_beta(n_workers: int, ell: int, kind: str = "gaussian", seed: int = 0) -> np.ndarray:
     """The ell x N decoding matrix beta, identical on every rank for the same arguments.
 
     Parameters
@@ -69,7 +71,8 @@ class GradientCode:
     chunk compute bit-identical ``X_j`` because the set is passed in ascending order.
     """
 
-    def __init__(self, assignment, ell, seed=0, beta="gaussian"):
+    def __init__(self, assignment: Assignment, ell: int, seed: int = 0,
+                 beta: str | ArrayLike = "gaussian"):
         require(isinstance(assignment, Assignment),
                 f"assignment must be an mpigc.coding.Assignment, got {type(assignment).__name__}")
         self.assignment = assignment
@@ -91,12 +94,12 @@ class GradientCode:
         x.setflags(write=False)
         return x
 
-    def block_len(self, d) -> int:
+    def block_len(self, d: int) -> int:
         """Length of one block and of every transmission: ``ceil(d / ell)``."""
         require(isinstance(d, (int, np.integer)) and d >= 1, f"gradient length d must be a positive integer, got {d!r}")
         return -(-int(d) // self.ell)
 
-    def processors(self, chunk, state) -> np.ndarray:
+    def processors(self, chunk: int, state: ArrayLike) -> np.ndarray:
         """S_j(s): the workers that processed ``chunk`` in ``state`` (ascending)."""
         s = self.assignment.check_state(state)
         return self._processors(chunk, s)
@@ -105,15 +108,15 @@ class GradientCode:
         h = self.assignment.holders(chunk)
         return h[self.assignment.holder_positions(chunk) <= s[h]]
 
-    def decodable(self, state) -> bool:
+    def decodable(self, state: ArrayLike) -> bool:
         """True when every chunk is processed by at least ell workers (exact decode); O(nnz)."""
         return bool(np.all(self.assignment.coverage(state) >= self.ell))
 
-    def recovered_fraction(self, state) -> float:
+    def recovered_fraction(self, state: ArrayLike) -> float:
         """Fraction of chunks processed by at least ell workers (recovered exactly); O(nnz)."""
         return float(np.mean(self.assignment.coverage(state) >= self.ell))
 
-    def coefficients(self, worker, state) -> dict[int, np.ndarray]:
+    def coefficients(self, worker: int, state: ArrayLike) -> dict[int, np.ndarray]:
         """Worker's encoding coefficients: chunk j -> ``X_j[row of worker, :]`` (ell,).
 
         Only the chunks the worker processed in ``state`` appear; the cost is that of
@@ -128,7 +131,8 @@ class GradientCode:
             out[j] = self._pinv(tuple(procs.tolist()))[row]
         return out
 
-    def encode(self, worker, state, chunk_grads) -> np.ndarray:
+    def encode(self, worker: int, state: ArrayLike,
+               chunk_grads: Mapping[int, np.ndarray]) -> np.ndarray:
         """The transmission ``y_i`` of worker ``i`` for ``state`` (length ``ceil(d/ell)``).
 
         Parameters
@@ -169,7 +173,7 @@ class GradientCode:
             y += c @ blocks
         return y
 
-    def encode_all(self, state, chunk_grads) -> np.ndarray:
+    def encode_all(self, state: ArrayLike, chunk_grads: ArrayLike) -> np.ndarray:
         """Every sender's transmission at once: row r is ``encode(senders[r], state, ...)``.
 
         ``senders`` are the workers with ``state[i] > 0`` in ascending order, so the
@@ -223,7 +227,7 @@ class GradientCode:
                          shape=(len(senders), a.n_chunks * ell))
         return np.asarray(mix @ blocks)
 
-    def decode_weights(self, state) -> np.ndarray:
+    def decode_weights(self, state: ArrayLike) -> np.ndarray:
         """The decode as weights: :meth:`decode` is ``(W @ Y).reshape(-1)[:d]``, Y the vectors.
 
         ``W = beta`` on the workers with ``state[i] > 0``, zero elsewhere (ell x N).
@@ -231,7 +235,8 @@ class GradientCode:
         s = self.assignment.check_state(state)
         return np.where(s > 0, self.beta, 0.0)
 
-    def decode(self, state, transmissions, d) -> np.ndarray:
+    def decode(self, state: ArrayLike, transmissions: Mapping[int, np.ndarray] | np.ndarray,
+               d: int) -> np.ndarray:
         """Recover the gradient sum (exact when decodable) from the transmissions.
 
         Parameters

@@ -16,7 +16,10 @@ work overlaps the receiving, and the last vector leaves one group product and lo
 additions of length d: the decode tail.
 """
 
+from __future__ import annotations
+
 import numpy as np
+from numpy.typing import ArrayLike
 
 from mpigc.errors import require
 
@@ -52,7 +55,8 @@ class StreamingDecoder:
         Row i receives worker i's message; ``rows[i, :block_len]`` is its vector.
     """
 
-    def __init__(self, n_workers, block_len, ell, d, extra=0, group=GROUP):
+    def __init__(self, n_workers: int, block_len: int, ell: int, d: int, extra: int = 0,
+                 group: int = GROUP):
         require(n_workers >= 1 and block_len >= 1 and ell >= 1 and extra >= 0 and group >= 1,
                 "StreamingDecoder needs n_workers, block_len, ell, group >= 1 and extra >= 0")
         require(1 <= d <= ell * block_len, f"d = {d} does not fit ell x block_len = "
@@ -67,7 +71,7 @@ class StreamingDecoder:
         self.levels = (self.n_groups - 1).bit_length()
         self.weights = None
 
-    def start(self, weights, senders):
+    def start(self, weights: ArrayLike, senders: ArrayLike) -> None:
         """Begin a decode with ``weights`` (ell x N) of the vectors of ``senders``.
 
         Every sender's row must be :meth:`add`-ed before :meth:`result`; the rows of the
@@ -94,11 +98,11 @@ class StreamingDecoder:
         for g in range(self.n_groups, width):
             self._propagate(0, g)
 
-    def row(self, worker):
+    def row(self, worker: int) -> np.ndarray:
         """The row that receives ``worker``'s message (vector first)."""
         return self.rows[worker]
 
-    def add(self, worker):
+    def add(self, worker: int) -> None:
         """Worker's row now holds its vector: reduce what became complete."""
         require(self.expected[worker] and not self.arrived[worker],
                 f"worker {worker} is not an outstanding sender of this decode")
@@ -121,11 +125,11 @@ class StreamingDecoder:
             self._complete(g, g)
 
     @property
-    def done(self):
+    def done(self) -> bool:
         """Whether every sender's vector has been added."""
         return self.root != _PENDING
 
-    def result(self):
+    def result(self) -> np.ndarray:
         """The decoded gradient, a new array of length d (zeros when nobody sent)."""
         require(self.done, "decode result requested before every sender's vector arrived")
         if self.root == _EMPTY:

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 import numpy as np
 import scipy.linalg
@@ -69,7 +69,7 @@ class FixedCode:
         If neither construction tolerates s stragglers on this assignment.
     """
 
-    def __init__(self, assignment, seed=0):
+    def __init__(self, assignment: Assignment, seed: int = 0):
         require(isinstance(assignment, Assignment),
                 f"assignment must be an mpigc.coding.Assignment, got {type(assignment).__name__}")
         self.assignment = assignment
@@ -129,7 +129,7 @@ class FixedCode:
                 return False
         return True
 
-    def decode_weights(self, finished) -> np.ndarray:
+    def decode_weights(self, finished: Iterable[int]) -> np.ndarray:
         """(1, N) weights ``a`` of :meth:`decode` (zero outside ``finished``): the decode is
         ``sum_i a_i y_i``. Least squares ``B_F^T a = 1``; on a fractional repetition 1 for
         the lowest-numbered finished worker of every group.
@@ -147,7 +147,7 @@ class FixedCode:
             W[0, F] = np.linalg.lstsq(self.B[F].T, np.ones(self.B.shape[1]), rcond=None)[0]
         return W
 
-    def encode(self, worker, chunk_grads) -> np.ndarray:
+    def encode(self, worker: int, chunk_grads: Mapping[int, np.ndarray]) -> np.ndarray:
         """``y_i = sum_j B[i, j] g_j`` over all chunks of a (finished) worker.
 
         Raises
@@ -170,7 +170,8 @@ class FixedCode:
                     f"gradient of chunk {j} has shape {g.shape}; every gradient must be 1-D of the same length")
         return self.B[worker, chunks] @ np.stack(grads)
 
-    def decode(self, finished: Iterable[int], transmissions, d) -> np.ndarray:
+    def decode(self, finished: Iterable[int], transmissions: Mapping[int, np.ndarray],
+               d: int) -> np.ndarray:
         """Least-squares decode ``sum_i a_i y_i`` with ``B_F^T a = 1`` (best fit if inexact).
 
         On a fractional repetition: the sum of the vectors of the lowest-numbered finished

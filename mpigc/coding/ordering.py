@@ -26,7 +26,7 @@ from mpigc.errors import require
 _MAX_SWEEPS = 50
 
 
-def check_ell(a: Assignment, ell) -> int:
+def check_ell(a: Assignment, ell: int) -> int:
     """Validate the communication parameter: an integer in 1..min replication."""
     gmin = int(a.replication.min())
     require(isinstance(ell, (int, np.integer)) and not isinstance(ell, bool),
@@ -49,7 +49,7 @@ def _chunk_sums(a: Assignment, w, ells) -> np.ndarray:
     return cum[last] - cum[start][:, None]
 
 
-def q_max(a: Assignment, ell) -> int:
+def q_max(a: Assignment, ell: int) -> int:
     """Q_max(ell) of SPEC section 4 for the assignment and its orderings.
 
     ``sum_i delta_i + 1 - min_j (sum of the gamma_j - ell + 1 smallest w_ij over H_j)``
@@ -66,7 +66,7 @@ def q_max(a: Assignment, ell) -> int:
     return int(a.loads.sum() + 1 - worst)
 
 
-def random_ordering(a: Assignment, seed) -> Assignment:
+def random_ordering(a: Assignment, seed: int) -> Assignment:
     """Each worker's chunks in a random order drawn from ``numpy.random.default_rng(seed)``.
 
     Depends only on the matrix and the seed (not on the current orderings).

@@ -12,6 +12,7 @@ over the assignment's CSR entries (O(N + nnz) NumPy instead of N Python calls).
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from mpigc.coding.assignment import Assignment
 from mpigc.coding.ordering import check_ell
@@ -41,7 +42,7 @@ class CoverageTracker:
         Workers whose count equals their load (workers without chunks count as finished).
     """
 
-    def __init__(self, assignment, ell):
+    def __init__(self, assignment: Assignment, ell: int):
         require(isinstance(assignment, Assignment),
                 f"assignment must be an mpigc.coding.Assignment, got {type(assignment).__name__}")
         self.assignment = assignment
@@ -59,7 +60,7 @@ class CoverageTracker:
         self._n_covered = 0
         self._n_finished = self._n_spare
 
-    def report(self, worker, count) -> None:
+    def report(self, worker: int, count: int) -> None:
         """Worker ``worker`` has now finished ``count`` chunks (its new total).
 
         A count not above the current one is a stale or repeated message and is ignored.
@@ -89,7 +90,7 @@ class CoverageTracker:
         if count == load:
             self._n_finished += 1
 
-    def report_all(self, counts) -> None:
+    def report_all(self, counts: ArrayLike) -> None:
         """``report(i, counts[i])`` for every worker at once (stale counts ignored), vectorised.
 
         Parameters

@@ -1,12 +1,19 @@
 """Label and finiteness checks shared by every data reader."""
 
+from __future__ import annotations
+
 import os
+from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.sparse as sp
+from numpy.typing import ArrayLike, DTypeLike
 
 from mpigc.errors import UsageError
 from mpigc.models import _check_model
+
+if TYPE_CHECKING:
+    from mpigc.data.source import DataSource
 
 
 def _format_values(values, limit=5):
@@ -18,7 +25,7 @@ def _bad_name(v):
     return "NaN" if np.isnan(v) else f"{v:+}"
 
 
-def prepare_labels(y, model):
+def prepare_labels(y: ArrayLike, model: str) -> np.ndarray:
     """Check that the labels fit ``model`` and convert them to its convention.
 
     Parameters
@@ -58,12 +65,13 @@ def prepare_labels(y, model):
     return np.where(y > 0.0, 1.0, -1.0)
 
 
-def row_of_entry(indptr, k):
+def row_of_entry(indptr: np.ndarray, k: int) -> int:
     """The row of a CSR matrix (row pointers ``indptr``) that holds stored entry ``k``."""
     return int(np.searchsorted(indptr, k, side="right") - 1)
 
 
-def check_finite(X, y, where, rows=None):
+def check_finite(X: np.ndarray | sp.csr_matrix, y: np.ndarray, where: str,
+                 rows: ArrayLike | None = None) -> None:
     """Raise if ``X`` or ``y`` holds NaN or an infinity.
 
     Parameters
@@ -105,7 +113,7 @@ def check_finite(X, y, where, rows=None):
         raise UsageError(f"{where}: y has {_bad_name(y[bad[0]])} at row {row_name(bad[0])}")
 
 
-def available_memory():
+def available_memory() -> int:
     """Bytes of memory this node can still give to new allocations (Linux MemAvailable;
     elsewhere the physical memory).
     """
@@ -119,7 +127,7 @@ def available_memory():
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
-def format_bytes(n):
+def format_bytes(n: float) -> str:
     """``n`` bytes as a short text in powers of 1024 (``"745 GiB"``)."""
     for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
         if n < 1024 or unit == "PiB":
@@ -127,7 +135,8 @@ def format_bytes(n):
         n /= 1024
 
 
-def check_memory(source, vectors, rows, dtype="float64", available=None):
+def check_memory(source: DataSource, vectors: int, rows: int, dtype: DTypeLike = "float64",
+                 available: int | None = None) -> None:
     """Refuse, before anything is allocated, a data set whose sizes cannot fit in memory.
 
     Parameters

@@ -5,7 +5,7 @@ import numpy as np
 from mpigc.errors import UsageError
 
 
-def chunk_bounds(n_rows, n_chunks):
+def chunk_bounds(n_rows: int, n_chunks: int) -> np.ndarray:
     """Split ``n_rows`` rows into ``n_chunks`` contiguous, near-equal row ranges.
 
     Parameters

@@ -9,16 +9,20 @@ they are in the input. The output appears whole or not at all (written beside it
 renamed).
 """
 
+from __future__ import annotations
+
+import argparse
 import os
 import sys
 import time
 
 from mpigc.data.npz import save_npz
+from mpigc.data.source import DataSource
 from mpigc.data.spec import parse_data_spec
 from mpigc.errors import UsageError
 
 
-def convert(spec, out):
+def convert(spec: str, out: str | os.PathLike) -> DataSource:
     """Write the data set of ``spec`` to ``out`` (an ``.npz`` path); returns its source.
 
     Raises
@@ -49,7 +53,7 @@ def convert(spec, out):
     return source
 
 
-def main(args):
+def main(args: argparse.Namespace) -> int:
     """Entry point of ``mpigc convert``."""
     t0 = time.perf_counter()
     source = convert(args.input, args.output)

@@ -15,11 +15,15 @@ last requested row and only the requested rows are kept (Fortran-ordered compres
 arrays are loaded whole once, kept, and sliced).
 """
 
+from __future__ import annotations
+
+import os
 import struct
 import zipfile
 
 import numpy as np
 import scipy.sparse as sp
+from numpy.typing import ArrayLike
 
 from mpigc.data.checks import row_of_entry
 from mpigc.data.source import DataSource
@@ -30,7 +34,8 @@ _HEADER_READERS = {(1, 0): np.lib.format.read_array_header_1_0,
                    (2, 0): np.lib.format.read_array_header_2_0}
 
 
-def save_npz(path, X, y, compressed=False):
+def save_npz(path: str | os.PathLike, X: ArrayLike | sp.spmatrix, y: ArrayLike,
+             compressed: bool = False) -> None:
     """Write a data set in the format :func:`mpigc.data.parse_data_spec` reads.
 
     Parameters
@@ -115,7 +120,7 @@ class _Member:
 class NpzSource(DataSource):
     """Rows of a dense or CSR ``.npz`` data set (see the module docstring)."""
 
-    def __init__(self, path):
+    def __init__(self, path: str | os.PathLike):
         self.path = self.name = str(path)
         try:
             with zipfile.ZipFile(path) as zf:
@@ -190,6 +195,6 @@ class NpzSource(DataSource):
         X = sp.csr_matrix((data, indices, indptr - lo), shape=(stop - start, self.n_features))
         return X, y
 
-    def labels(self):
+    def labels(self) -> np.ndarray:
         """Every label, as float64."""
         return np.array(self.m["y"].whole(), dtype=np.float64)

@@ -1,7 +1,12 @@
 """`DataSource`: the interface every reader implements (rows on demand)."""
 
+from __future__ import annotations
+
+from collections.abc import Sequence
+
 import numpy as np
 import scipy.sparse as sp
+from numpy.typing import DTypeLike
 
 from mpigc.data.checks import check_finite, prepare_labels
 from mpigc.errors import UsageError
@@ -35,11 +40,11 @@ class DataSource:
     def _read(self, start, stop):
         raise NotImplementedError
 
-    def labels(self):
+    def labels(self) -> np.ndarray:
         """All raw labels of the data set (float64); cheap: features are not read."""
         raise NotImplementedError
 
-    def validate(self, model):
+    def validate(self, model: str) -> None:
         """Check, before any distributed work, that the labels of the whole data set fit
         ``model`` (see :func:`prepare_labels`). Raises UsageError naming the file.
         """
@@ -48,7 +53,8 @@ class DataSource:
         except UsageError as exc:
             raise UsageError(f"{self.name}: {exc}") from None
 
-    def read_rows(self, ranges, dtype="float64"):
+    def read_rows(self, ranges: Sequence[tuple[int, int]], dtype: DTypeLike = "float64"
+                  ) -> tuple[np.ndarray | sp.csr_matrix, np.ndarray]:
         """Read the rows of ``ranges`` (and only those), concatenated in the given order.
 
         Parameters
@@ -100,7 +106,8 @@ class DataSource:
         return X, y
 
 
-def stack_rows(parts, sparse):
+def stack_rows(parts: Sequence[tuple[np.ndarray | sp.csr_matrix, np.ndarray]], sparse: bool
+               ) -> tuple[np.ndarray | sp.csr_matrix, np.ndarray]:
     """One ``(X, y)`` from ``(X, y)`` parts in row order (a single part as it is).
 
     X is stacked into CSR when ``sparse`` (every part CSR), else concatenated (every part

@@ -18,8 +18,12 @@ In a job, rank 0 opens (and indexes) the files and sends the sources to the othe
 (``comm``), so each file is scanned once per job, not once per rank.
 """
 
+from __future__ import annotations
+
 import glob
 import os
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.sparse as sp
@@ -31,10 +35,14 @@ from mpigc.data.synthetic import DEFAULT, SyntheticSource
 from mpigc.errors import UsageError
 from mpigc.models import MODELS
 
+if TYPE_CHECKING:
+    from mpigc.runtime.comm import Comm
+
 SVMLIGHT_SUFFIXES = (".svm", ".libsvm", ".txt")
 
 
-def parse_data_spec(spec, model=None, comm=None, compressed=False):
+def parse_data_spec(spec: str | None, model: str | None = None, comm: Comm | None = None,
+                    compressed: bool = False) -> DataSource:
     """Turn a ``--data`` specification into a :class:`DataSource`.
 
     Parameters
@@ -231,7 +239,8 @@ def _open_file(path, options, compressed=False):
 class ArraySource(DataSource):
     """Rows already in memory (a decompressed file): X dense or CSR, y raw labels."""
 
-    def __init__(self, X, y, name, features_inferred=False):
+    def __init__(self, X: np.ndarray | sp.csr_matrix, y: np.ndarray, name: str,
+                 features_inferred: bool = False):
         self.X, self.y, self.name = X, np.asarray(y, dtype=np.float64), str(name)
         self.n_rows, self.n_features = X.shape
         self.is_sparse = sp.issparse(X)
@@ -244,7 +253,7 @@ class ArraySource(DataSource):
                                                                     self.n_features))
         return X, self.y[start:stop]
 
-    def labels(self):
+    def labels(self) -> np.ndarray:
         """Every label, as float64."""
         return self.y.copy()
 
@@ -252,7 +261,7 @@ class ArraySource(DataSource):
 class ConcatSource(DataSource):
     """Several files read as one data set, rows concatenated in order."""
 
-    def __init__(self, sources):
+    def __init__(self, sources: Iterable[DataSource]):
         self.parts = list(sources)
         inferred = [s for s in self.parts if getattr(s, "features_inferred", False)]
         fixed = [s for s in self.parts if s not in inferred]
@@ -282,6 +291,6 @@ class ConcatSource(DataSource):
                 parts.append((sp.csr_matrix(X) if self.is_sparse else X, y))
         return stack_rows(parts, self.is_sparse)
 
-    def labels(self):
+    def labels(self) -> np.ndarray:
         """Every label, as float64."""
         return np.concatenate([s.labels() for s in self.parts])

@@ -16,11 +16,14 @@
   :func:`read_compressed` (``mpigc convert``); they cannot be indexed for partial reads.
 """
 
+from __future__ import annotations
+
 import bz2
 import gzip
 import lzma
 import os
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -50,7 +53,7 @@ def _signatures(types, parse):
                             + (f64, i64, i64, f64, i64_2d) + tables)}
 
 
-def compiled():
+def compiled() -> dict[str, Any]:
     """The compiled loops by name, loaded from the Numba cache (or compiled into it) once
     per process, under the kernels' cache lock (see :mod:`mpigc.kernels._compile`), and
     ``"codes"``: the module with their status codes and tables.
@@ -120,7 +123,7 @@ def _whole_lines(f, block=BLOCK_BYTES):
         yield data[:cut]
 
 
-def index_file(path):
+def index_file(path: str | os.PathLike) -> SvmlightIndex:
     """Index an svmlight file in one pass (see :class:`SvmlightIndex`).
 
     Raises
@@ -213,7 +216,9 @@ class _Text:
         fail("cannot parse the line")
 
 
-def parse_text(text, n_rows, n_features, zero_based, where, skip=0, line=1, room=None):
+def parse_text(text: bytes, n_rows: int, n_features: int | None, zero_based: bool, where: str,
+               skip: int = 0, line: int = 1, room: int | None = None
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Parse ``n_rows`` data lines of ``text`` (bytes of whole lines) after ``skip`` data lines.
 
     Parameters
@@ -324,7 +329,8 @@ class SvmlightSource(DataSource):
 
     is_sparse = True
 
-    def __init__(self, path, features=None, zero_based=False, index=None):
+    def __init__(self, path: str | os.PathLike, features: int | None = None,
+                 zero_based: bool = False, index: SvmlightIndex | None = None):
         self.path = self.name = str(path)
         self.zero_based = bool(zero_based)
         self.index = index_file(path) if index is None else index
@@ -373,12 +379,13 @@ class SvmlightSource(DataSource):
             a = b
         return stack_rows(parts, sparse=True)
 
-    def labels(self):
+    def labels(self) -> np.ndarray:
         """Every label, as float64."""
         return self._read(0, self.n_rows)[1]
 
 
-def read_compressed(path, features=None, zero_based=False):
+def read_compressed(path: str | os.PathLike, features: int | None = None,
+                    zero_based: bool = False) -> tuple[sp.csr_matrix, np.ndarray]:
     """All rows of a (possibly compressed) svmlight file, read as one stream.
 
     Returns

@@ -17,6 +17,8 @@ Spec: ``synthetic:n=ROWS,d=COLS[,density=F][,seed=S][,model=logistic|linear][,no
 - ``seed`` defaults to 0, independent of ``--seed``.
 """
 
+from __future__ import annotations
+
 import numpy as np
 import scipy.sparse as sp
 from scipy.special import expit
@@ -32,7 +34,8 @@ DEFAULT = dict(n=20000, d=100, density=1.0, seed=0, noise=0.5)
 class SyntheticSource(DataSource):
     """Synthetic regression/classification rows (see the module docstring)."""
 
-    def __init__(self, n, d, density=1.0, seed=0, model="logistic", noise=0.5, name=None):
+    def __init__(self, n: int, d: int, density: float = 1.0, seed: int = 0,
+                 model: str = "logistic", noise: float = 0.5, name: str | None = None):
         self.n_rows, self.n_features = int(n), int(d)
         self.density, self.seed = float(density), int(seed)
         self.model, self.noise = model, float(noise)
@@ -43,7 +46,7 @@ class SyntheticSource(DataSource):
         self._w_star = None
 
     @property
-    def w_star(self):
+    def w_star(self) -> np.ndarray:
         """The planted model (drawn on first use: a spec is checked before anything of
         its size is allocated, and rank 0 sends the source to the others without it).
         """
@@ -79,11 +82,11 @@ class SyntheticSource(DataSource):
         lo = start - first * BLOCK_ROWS
         return X[lo:lo + stop - start], y[lo:lo + stop - start]
 
-    def labels(self):
+    def labels(self) -> np.ndarray:
         """All labels (generates every row block: cost O(n d))."""
         return self._read(0, self.n_rows)[1]
 
-    def validate(self, model):
+    def validate(self, model: str) -> None:
         """Logistic labels are +-1 (fit both models); linear targets fit only ``linear``."""
         prepare_labels(np.empty(0), model)  # checks the model name
         if self.model == "linear" and model == "logistic":

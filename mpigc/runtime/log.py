@@ -12,11 +12,15 @@ write in progress or of a killed run. Its first version (empty, or the records a
 run continues) is itself written atomically, so a resume never loses the old records.
 """
 
+from __future__ import annotations
+
 import json
 import math
 import os
 import sys
 import tempfile
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, BinaryIO, TextIO
 
 import numpy as np
 
@@ -26,7 +30,7 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
-def clean(value):
+def clean(value: Any) -> Any:
     """JSON-safe copy: NumPy scalars/arrays to Python, non-finite floats to None."""
     if isinstance(value, dict):
         return {str(k): clean(v) for k, v in value.items()}
@@ -41,7 +45,8 @@ def clean(value):
     return value
 
 
-def atomic_write(path, write, sync=False):
+def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], Any],
+                 sync: bool = False) -> None:
     """Write through ``write(file)`` into a temporary file next to ``path``, then rename.
 
     With ``sync`` the file is flushed to disk before the rename and the directory after it,
@@ -69,17 +74,17 @@ def atomic_write(path, write, sync=False):
             os.close(dir_fd)
 
 
-def write_json(path, obj):
+def write_json(path: str | os.PathLike, obj: Any) -> None:
     """Atomically write ``obj`` as indented JSON."""
     atomic_write(path, lambda f: f.write((json.dumps(clean(obj), indent=2) + "\n").encode()))
 
 
-def write_npz(path, **arrays):
+def write_npz(path: str | os.PathLike, **arrays: Any) -> None:
     """Atomically write an uncompressed ``.npz`` archive."""
     atomic_write(path, lambda f: np.savez(f, **arrays))
 
 
-def read_records(path):
+def read_records(path: str | os.PathLike) -> list[str]:
     """The whole records (newline-terminated lines, JSON text) of an ``iterations.jsonl``.
 
     A last line without its newline is a record still being written (or the remains of a
@@ -90,7 +95,7 @@ def read_records(path):
     return [line for line in text.split("\n")[:-1] if line.strip()]
 
 
-def check_out_dir(path):
+def check_out_dir(path: str | os.PathLike) -> str | None:
     """Check that ``path`` can be created (or written, if it exists), creating nothing.
 
     The directory itself is made by :class:`RunLog`, after every rank has agreed that the
@@ -128,7 +133,8 @@ class RunLog:
         plain line about every tenth of the run.
     """
 
-    def __init__(self, out, iterations, quiet=False, stream=None, records=None):
+    def __init__(self, out: str | None, iterations: int, quiet: bool = False,
+                 stream: TextIO | None = None, records: list[dict] | None = None):
         self.out, self.total, self.quiet = out, iterations, quiet
         self.records = records  # a list: every record is appended to it too (Python API)
         self.stream = sys.stderr if stream is None else stream
@@ -147,7 +153,7 @@ class RunLog:
         atomic_write(path, lambda f: f.write("".join(line + "\n" for line in lines).encode()))
         self._file = open(path, "ab", buffering=0)
 
-    def iteration(self, record):
+    def iteration(self, record: Mapping[str, Any]) -> None:
         """Keep one iteration's record (dict), append it to iterations.jsonl, show progress."""
         record = clean(record)
         if self.records is not None:
@@ -161,7 +167,7 @@ class RunLog:
         if not self.quiet:
             self._show(record)
 
-    def event(self, text):
+    def event(self, text: str) -> None:
         """One line about something that happened to the run (a worker died)."""
         if not self.quiet:
             self.stream.write(("\n" if self.tty else "") + f"mpigc: {text}\n")
@@ -182,7 +188,7 @@ class RunLog:
             self.stream.write(f"mpigc: {text}\n")
             self.stream.flush()
 
-    def finish(self, summary, model):
+    def finish(self, summary: Mapping[str, Any], model: Mapping[str, Any]) -> None:
         """Write ``model.npz``, ``iterations.jsonl`` and last ``summary.json`` (when --out).
 
         ``model`` is a dict of arrays/scalars for ``model.npz``.
@@ -193,7 +199,7 @@ class RunLog:
         write_npz(os.path.join(self.out, "model.npz"), **model)
         write_json(os.path.join(self.out, "summary.json"), summary)
 
-    def restore(self, lines, triggers):
+    def restore(self, lines: Iterable[str], triggers: Mapping[str, int]) -> None:
         """Continue a checkpointed run: its record lines (JSON text) come first in the
         iterations file, and ``triggers`` (trigger -> iterations) counts them.
         """
@@ -201,7 +207,7 @@ class RunLog:
         if self.out:
             self._start(line.rstrip("\n") for line in lines)
 
-    def suspend(self):
+    def suspend(self) -> None:
         """The run stops at a checkpoint: close ``iterations.jsonl`` (no summary)."""
         if self.out:
             self._close()
