@@ -9,6 +9,7 @@ from mpigc.errors import UsageError
 from mpigc.schemes import build_protocol
 from mpigc.sim.cost import CostModel, iteration_seconds
 from mpigc.stragglers import parse_stragglers
+from mpiutil import run_cli
 
 BENCH = {"report_us": 2.0, "read_bandwidth_gbytes_per_s": 16.0,
          "decode": [{"n_workers": 4, "d": 10, "ell": 1, "received_mbytes": 1e-4,
@@ -66,3 +67,18 @@ def test_bad_cost_model_files(tmp_path):
         CostModel.from_bench(bad)
     with pytest.raises(UsageError, match="--latency must be a finite number >= 0"):
         CostModel.from_bench(BENCH, latency_s=np.nan)
+
+
+def test_simulate_cli_predicts_what_the_model_computes(tmp_path):
+    bench = tmp_path / "bench.json"
+    bench.write_text(json.dumps(BENCH))
+    res = run_cli(["simulate", "--workers", 8, "--trials", 4, "--stragglers",
+                   "shifted-exp:shift=1,rate=1", "--cost-model", bench, "--chunk-time", 0.1,
+                   "--dim", 100, "--latency", 2e-4, "--bandwidth", 5e9, "--json"])
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
+    cost = CostModel.from_bench(BENCH, latency_s=2e-4, bandwidth_bytes_per_s=5e9)
+    t = iteration_seconds(build_protocol("psgc", 8),
+                          parse_stragglers("shifted-exp:shift=1,rate=1", 8, 0), 4, cost, 100, 0.1)
+    assert out["mode"] == "cost-model" and out["decoded_trials"] == 4
+    assert out["iteration_s_mean"] == pytest.approx(float(np.mean(t)), rel=1e-12)

@@ -101,7 +101,7 @@ def _cost_main(args, stragglers, start):
     cost = CostModel.from_file(args.cost_model, latency_s=latency, bandwidth_bytes_per_s=bandwidth)
     deadline = None if args.deadline is None else args.deadline / args.chunk_time
     protocol = build_protocol(args.scheme, args.workers, args.assignment, args.load, args.ell,
-                              args.ordering, args.seed, args.beta, args.tolerance, deadline,
+                              args.ordering, args.seed, args.beta, args.straggler_tolerance, deadline,
                               decode_via=args.decode)
     seconds = iteration_seconds(protocol, stragglers, args.trials, cost, args.dim,
                                 args.chunk_time)
