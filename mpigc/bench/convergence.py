@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from mpigc import models, runner
+from mpigc.bench.report import meets, verdict
 from mpigc.cli import CONVERGENCE_CONFIGS
 from mpigc.data import save_npz
 from mpigc.errors import require
@@ -224,9 +225,9 @@ def measure_problem(name, args, root):
         at_most = sense == "<="
         r["target"] = f"{sense} {target:g}"
         # a bound on the right side proves the target; on the wrong side it proves nothing
-        ok = r["value"] <= target if at_most else r["value"] >= target
-        r["meets"] = ok and not (r.get("unknown") or (at_most and r.get("lower_bound"))
-                                 or (not at_most and r.get("upper_bound")))
+        r["meets"] = meets(r["value"], sense, target) and not (
+            r.get("unknown") or (at_most and r.get("lower_bound"))
+            or (not at_most and r.get("upper_bound")))
     result["ratios"] = ratios
     return result
 
@@ -252,7 +253,7 @@ def _print(result):
             bound = (" (lower bound)" if r.get("lower_bound") else
                      " (upper bound)" if r.get("upper_bound") else "")
             print(f"  {key:<34} {r['value']:.3g}{bound}  target {r['target']}: "
-                  f"{'ok' if r['meets'] else 'MISSED'}")
+                  f"{verdict(r['meets'])}")
 
 
 def _parse_list(text, allowed, option):

@@ -14,11 +14,11 @@ ranks than cores; the overhead ratio measures the runtime on the machine it runs
 """
 
 import json
-import statistics
 import tempfile
 from pathlib import Path
 
 from mpigc import runner
+from mpigc.bench.report import medians, meets, verdict, with_runs
 from mpigc.errors import require
 from mpigc.runtime import launch
 
@@ -43,7 +43,7 @@ def measure(args, root):
             if scheme == "psgc":
                 overheads.append(replay_run(summary, records)["overhead_ratio"])
     every = {s: [r["mean_iteration_s"] for r in runs[s]] for s in schemes}
-    mean = {s: statistics.median(every[s]) for s in schemes}
+    mean = medians(every)
     result = {
         "workers": args.workers, "load": args.load, "stragglers": args.stragglers,
         "chunk_time": args.chunk_time, "iterations": args.iterations, "seed": args.seed,
@@ -52,12 +52,11 @@ def measure(args, root):
         "mean_iteration_s_runs": every,
         "psgc_over_gc": mean["psgc"] / mean["gc"],
         "psgc_over_uncoded": mean["psgc"] / mean["uncoded"],
-        "overhead_ratio": statistics.median(overheads),
-        "overhead_ratio_runs": overheads,
+        **with_runs("overhead_ratio", overheads),
         "final_loss": {s: runs[s][-1]["final_loss"] for s in schemes},
         "targets": TARGETS,
     }
-    result["meets"] = {k: result[k] is not None and result[k] <= v for k, v in TARGETS.items()}
+    result["meets"] = {k: meets(result[k], "<=", v) for k, v in TARGETS.items()}
     return result
 
 
@@ -84,8 +83,7 @@ def main(args):
     for s, t in result["mean_iteration_s"].items():
         print(f"{s:<8} mean iteration {t:.4f} s (median of {result['repeat']} runs)")
     for key, target in TARGETS.items():
-        verdict = "ok" if result["meets"][key] else "MISSED"
-        print(f"{key:<18} {result[key]:.3f}  (target <= {target}: {verdict})")
+        print(f"{key:<18} {result[key]:.3f}  (target <= {target}: {verdict(result['meets'][key])})")
     print("overhead_ratio of each psgc run: "
           + ", ".join(f"{v:.3f}" for v in result["overhead_ratio_runs"]))
     return 0
