@@ -26,3 +26,10 @@ def test_bench_ps_json_fields():
         assert e["received_mbytes"] == pytest.approx(e["n_workers"] * blocks * 8 / 1e6)
         assert e["decode_gbytes_per_s"] == pytest.approx(
             e["received_mbytes"] / min(e["decode_ms"]))  # MB per ms = GB/s
+        assert e["decode_gbytes_per_s_median"] <= e["decode_gbytes_per_s"]
+        # the NumPy reference: the same bytes, one round each, ratios of the same round
+        assert len(e["numpy_add_ms"]) == 2 and min(e["numpy_add_ms"]) > 0
+        assert e["numpy_add_gbytes_per_s"] == pytest.approx(
+            e["received_mbytes"] / min(e["numpy_add_ms"]))
+        ratios = [r / w for r, w in zip(e["numpy_add_ms"], e["decode_ms"])]
+        assert e["decode_vs_numpy_add"] == pytest.approx(sum(ratios) / 2)

@@ -15,8 +15,14 @@ worker k mod N (MPI keeps the order of one sender).
   ``ParameterServer.take_vector``; the gradient comes from ``ParameterServer.decoded``.
   ``decode_gbytes_per_s``: bytes of received vectors per second of decode work (the PS's
   time in ``take_vector`` and ``decoded``, not the MPI receive; best of ``--repeat``
-  rounds); ``decode_tail_ms``: from the return of the last vector's receive to the decoded
-  gradient (median of the rounds). Checked against ``Protocol.decode``.
+  rounds after an untimed first one; ``decode_gbytes_per_s_median`` the median);
+  ``decode_tail_ms``: from the return
+  of the last vector's receive to the decoded gradient (median of the rounds). Checked
+  against ``Protocol.decode``.
+* ``numpy_add_gbytes_per_s``: the ceiling of the same case on the same rows, measured after
+  each round: the plain sum of the N received vectors by ``np.add(acc, row, out=acc)``
+  (best and ``_median``); ``decode_vs_numpy_add``: median over the rounds of the decode's
+  rate over this round's reference rate.
 * ``read_bandwidth_gbytes_per_s``: ``numpy.add.reduce`` over a float64 array eight times
   the last-level cache (at least 256 MB), best of the rounds, on rank 0 in the same run.
 """
@@ -132,12 +138,21 @@ def decode_round(comm, ps, vectors):
     return work + (done - arrived), done - arrived, grad
 
 
+def add_reference(vectors):
+    """Seconds of NumPy's plain sum of ``vectors`` (rows) in place: the decode's ceiling."""
+    acc = np.zeros(vectors.shape[1])
+    t0 = time.perf_counter()
+    for row in vectors:
+        np.add(acc, row, out=acc)
+    return time.perf_counter() - t0
+
+
 def decode_cost(comm, n, d, ell, repeat, rng):
     """The ``decode`` entry of one case on rank 0 (None on rank 1, which sends)."""
     ps = _ps(comm, n, d, ell) if comm.rank == 0 else None
     vectors = rng.standard_normal((n, -(-d // ell)))
-    works, tails = [], []
-    for _ in range(repeat):
+    works, tails, refs = [], [], []
+    for k in range(repeat + 1):
         comm.barrier()
         if comm.rank == 1:
             for y in vectors:
@@ -145,8 +160,11 @@ def decode_cost(comm, n, d, ell, repeat, rng):
             comm.wait_sends()
             continue
         work, tail, grad = decode_round(comm, ps, vectors)
+        if k == 0:
+            continue  # the first touch of the rows and partials: once per run, not per iteration
         works.append(work)
         tails.append(tail)
+        refs.append(add_reference(ps.decoder.vectors))
     if comm.rank == 1:
         return None
     expected, _ = ps.protocol.decode(np.ones(n, dtype=np.int64), vectors, ps.d)
@@ -155,8 +173,13 @@ def decode_cost(comm, n, d, ell, repeat, rng):
     nbytes = vectors.nbytes
     return {"n_workers": n, "d": d, "ell": ell, "received_mbytes": nbytes / 1e6,
             "decode_gbytes_per_s": nbytes / min(works) / 1e9,
+            "decode_gbytes_per_s_median": nbytes / statistics.median(works) / 1e9,
             "decode_tail_ms": statistics.median(tails) * 1e3,
-            "decode_ms": [w * 1e3 for w in works], "tail_ms": [t * 1e3 for t in tails]}
+            "numpy_add_gbytes_per_s": nbytes / min(refs) / 1e9,
+            "numpy_add_gbytes_per_s_median": nbytes / statistics.median(refs) / 1e9,
+            "decode_vs_numpy_add": statistics.median(r / w for r, w in zip(refs, works)),
+            "decode_ms": [w * 1e3 for w in works], "tail_ms": [t * 1e3 for t in tails],
+            "numpy_add_ms": [r * 1e3 for r in refs]}
 
 
 def read_bandwidth(repeat):
@@ -218,8 +241,11 @@ def main(args):
     print(f"progress report: {result['report_us']:.2f} us (N = 64; "
           + ", ".join(f"N = {r['n_workers']}: {r['report_us']:.2f}" for r in result["reports"])
           + f"); read bandwidth {result['read_bandwidth_gbytes_per_s']:.1f} GB/s")
-    print(f"{'N':>6}{'d':>9}{'ell':>5}{'MB':>9}{'decode GB/s':>13}{'tail ms':>9}")
+    print(f"{'N':>6}{'d':>9}{'ell':>5}{'MB':>9}{'decode GB/s best/median':>25}"
+          f"{'np.add GB/s best/median':>25}{'ratio':>7}{'tail ms':>9}")
     for e in result["decode"]:
         print(f"{e['n_workers']:>6}{e['d']:>9}{e['ell']:>5}{e['received_mbytes']:>9.1f}"
-              f"{e['decode_gbytes_per_s']:>13.2f}{e['decode_tail_ms']:>9.3f}")
+              f"{e['decode_gbytes_per_s']:>16.2f} / {e['decode_gbytes_per_s_median']:>5.2f}"
+              f"{e['numpy_add_gbytes_per_s']:>16.2f} / {e['numpy_add_gbytes_per_s_median']:>5.2f}"
+              f"{e['decode_vs_numpy_add']:>7.2f}{e['decode_tail_ms']:>9.3f}")
     return 0

@@ -104,24 +104,23 @@ class StreamingDecoder:
 
     def add(self, worker: int) -> None:
         """Worker's row now holds its vector: reduce what became complete."""
-        require(self.expected[worker] and not self.arrived[worker],
-                f"worker {worker} is not an outstanding sender of this decode")
+        # called once per vector: the check builds its message only when it fails
+        if not self.expected[worker] or self.arrived[worker]:
+            require(False, f"worker {worker} is not an outstanding sender of this decode")
         self.arrived[worker] = True
         g = worker // self.group
         self.missing[g] -= 1
         if self.missing[g] == 0:
             lo, hi = g * self.group, min((g + 1) * self.group, self.n)
             out = self.partials[g]
-            first = True
-            # consecutive senders form one product; workers that send nothing are skipped
-            # (their rows hold stale data, never read)
-            for a, z in _runs(self.expected[lo:hi]):
-                prod = self.weights[:, lo + a:lo + z] @ self.vectors[lo + a:lo + z]
-                if first:
-                    out[...] = prod
-                    first = False
-                else:
-                    out += prod
+            # consecutive senders form one product, the first written straight into the
+            # group's partial (no temporary: 6-18 % faster in mpigc bench ps, docs/results.md);
+            # workers that send nothing are skipped (their rows hold stale data, never read)
+            runs = iter(_runs(self.expected[lo:hi]))
+            a, z = next(runs)
+            np.matmul(self.weights[:, lo + a:lo + z], self.vectors[lo + a:lo + z], out=out)
+            for a, z in runs:
+                out += self.weights[:, lo + a:lo + z] @ self.vectors[lo + a:lo + z]
             self._complete(g, g)
 
     @property

@@ -189,9 +189,9 @@ class ParameterServer:
             return
         self.decoder.add(worker)
         times[worker] = chunk_times.tolist()
-        for j, loss in zip(self.orderings[worker], losses):
-            got.chunk_loss[j] = loss
-        if got.nonfinite is None and not np.isfinite(losses).all():
+        losses = losses.tolist()  # Python floats: the per-vector steps stay a few us
+        got.chunk_loss.update(zip(self.orderings[worker], losses))
+        if got.nonfinite is None and not all(map(math.isfinite, losses)):
             got.nonfinite = worker
         pending.discard(worker)
 
