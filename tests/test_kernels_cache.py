@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -49,30 +50,57 @@ def _env(cache):
     return env
 
 
-@pytest.mark.timeout(180)
+# A hang (the cache lock never released) shows as no progress: no cache file written and
+# no process finished for STALL_S, far more than one compile takes even on a loaded
+# machine (a few seconds idle). The total time is not bounded by a guess: it grows with the
+# load (the six compiles are serialised by the lock). pytest's timeout is the backstop.
+STALL_S = 150
+
+
+def _wait_while_progressing(procs, cache):
+    """Wait for every process, failing when none finishes and the cache does not grow
+    for STALL_S seconds; returns the seconds waited."""
+    start = last_change = time.monotonic()
+    seen = None
+    while any(p.poll() is None for p in procs):
+        now_seen = (sum(p.poll() is not None for p in procs),
+                    len(list(cache.rglob("*"))) if cache.exists() else 0)
+        if now_seen != seen:
+            seen, last_change = now_seen, time.monotonic()
+        assert time.monotonic() - last_change < STALL_S, \
+            f"no progress for {STALL_S} s (finished, cache files) = {seen}"
+        time.sleep(0.2)
+    return time.monotonic() - start
+
+
+@pytest.mark.timeout(900)
 def test_concurrent_cold_start_then_warm(tmp_path):
     cache = tmp_path / "numba_cache"
-    procs = [subprocess.Popen([sys.executable, "-c", _WORKER, str(i)], env=_env(cache),
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for i in range(4)]
-    outputs = []
+    procs = []
     try:
-        for p in procs:
-            out, err = p.communicate(timeout=150)
-            assert p.returncode == 0, err
-            outputs.append(out)
+        for i in range(4):
+            # files, not pipes: a full pipe would block a process that nobody reads yet
+            with open(tmp_path / f"out{i}", "w") as out, open(tmp_path / f"err{i}", "w") as err:
+                procs.append(subprocess.Popen([sys.executable, "-c", _WORKER, str(i)],
+                                              env=_env(cache), stdout=out, stderr=err))
+        cold_s = _wait_while_progressing(procs, cache)
     finally:
         for p in procs:
             if p.poll() is None:
                 p.kill()
                 p.wait()
+    for i, p in enumerate(procs):
+        assert p.returncode == 0, (tmp_path / f"err{i}").read_text()
+    outputs = [(tmp_path / f"out{i}").read_text() for i in range(4)]
     compiled = [int(out.split()[-1]) for out in outputs]
     # the lock makes each specialisation compile exactly once among the four processes
     assert sum(compiled) == 6, compiled
 
     # warm: `mpigc warmup` compiles nothing and says where the cache is
+    # it only loads what the cold start compiled: it takes less than that start did, on a
+    # machine as loaded
     run = subprocess.run([sys.executable, "-m", "mpigc", "warmup"], env=_env(cache),
-                         capture_output=True, text=True, timeout=120)
+                         capture_output=True, text=True, timeout=max(120, 2 * cold_s))
     assert run.returncode == 0, run.stderr
     assert "(0 compiled)" in run.stdout and str(cache) in run.stdout
     assert not list(Path(cache).rglob("*.tmp.*"))
