@@ -83,6 +83,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_bench(b):
     bsub = b.add_subparsers(dest="bench", parser_class=_Parser)
+    for add in (_add_bench_kernels_scaling, _add_bench_stragglers, _add_bench_convergence,
+                _add_bench_data_ps):
+        add(bsub)
+
+
+def _add_bench_kernels_scaling(bsub):
     bk = bsub.add_parser("kernels", help="Numba kernels against NumPy/SciPy")
     bk.add_argument("--json", action="store_true")
     bk.add_argument("--rows", type=int, default=None)
@@ -103,6 +109,8 @@ def _add_bench(b):
                     help="only aggregate runs already in DIR/<scheme>-ranks-<n>/ (from a Slurm "
                          "sweep)")
 
+
+def _add_bench_stragglers(bsub):
     bt = bsub.add_parser("stragglers", help="psgc vs gc and uncoded under stragglers, and "
                                             "the runtime's overhead over the protocol")
     bt.add_argument("--json", action="store_true")
@@ -116,6 +124,8 @@ def _add_bench(b):
                     help="runs of each scheme (interleaved); medians are reported")
     bt.add_argument("--out", default=None, metavar="DIR", help="keep the runs in DIR")
 
+
+def _add_bench_convergence(bsub):
     bc = bsub.add_parser("convergence", help="time and evaluations to 1e-6 relative "
                                              "suboptimality, per scheme and optimizer")
     bc.add_argument("--json", action="store_true")
@@ -139,6 +149,8 @@ def _add_bench(b):
                          "then measured on the spark problem in the same run")
     bc.add_argument("--out", default=None, metavar="DIR", help="keep the runs in DIR")
 
+
+def _add_bench_data_ps(bsub):
     bd = bsub.add_parser("data", help="the svmlight parser against scikit-learn's, and the "
                                       "start-up of a job on synthetic and svmlight data")
     bd.add_argument("--json", action="store_true")

@@ -233,17 +233,26 @@ class Worker:
         reduce = protocol.decode_via == "reduce"
         if not reduce:
             comm.post_next_iteration(self.d)
+        self._stall(iteration, reduce)
+        self._transmit(iteration, buf[:self.n], times, losses, 1)
+        if reduce:
+            comm.post_next_iteration(self.d)
+        self._serve_reencodes(iteration, times, losses)
+
+    def _stall(self, iteration, reduce):
+        """An injected stall before transmitting (``--faults stall``)."""
         stall = self.faults.stall_seconds(self.worker, iteration)
         if stall:
             # A stalled worker still makes MPI progress: the collectives reach the others.
             until = time.perf_counter() + stall
             backoff = Backoff(first=SLEEP_SLICE, longest=SLEEP_SLICE)
             while time.perf_counter() < until:
-                comm.progress_sends() if reduce else comm.next_iteration_arrived()
+                self.comm.progress_sends() if reduce else self.comm.next_iteration_arrived()
                 backoff.wait(until - time.perf_counter())
-        self._transmit(iteration, buf[:self.n], times, losses, 1)
-        if reduce:
-            comm.post_next_iteration(self.d)
+
+    def _serve_reencodes(self, iteration, times, losses):
+        """Answer the PS's re-encode requests until the next model arrives."""
+        comm = self.comm
         # the next model follows every vector and the decode: no fast first polls, which
         # would wake up all workers together just while the PS decodes
         backoff = Backoff(first=SLEEP_SLICE, longest=SLEEP_SLICE)
