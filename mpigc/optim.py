@@ -18,7 +18,6 @@ import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.optimize import line_search
 
 from mpigc.errors import UsageError
 
@@ -298,6 +297,8 @@ class LBFGS(_Optimizer):
             if last is not None and last[0].tobytes() == np.asarray(x, np.float64).tobytes():
                 return last[2]
             return f_and_g(x)[1]
+
+        from scipy.optimize import line_search  # 0.9 s of imports: only lbfgs needs it
 
         before = len(points)
         with warnings.catch_warnings():

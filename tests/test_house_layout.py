@@ -63,6 +63,17 @@ def test_config_imports_nothing_from_the_runtime():
     assert loaded.split() == []
 
 
+def test_a_gd_run_imports_no_scipy_it_does_not_use():
+    # every rank imports these before its first iteration (issue 16: 2 s of start-up);
+    # scipy.optimize is lbfgs's, scipy.stats the held-out AUC's, csgraph a random assignment's
+    heavy = ("scipy.optimize", "scipy.stats", "scipy.sparse.csgraph", "scipy.sparse.linalg")
+    code = ("import sys, mpigc.cli, mpigc.runtime.train, mpigc.runtime.worker, "
+            f"mpigc.runtime.ps; print(' '.join(m for m in sys.modules if m in {heavy!r}))")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True, timeout=120).stdout
+    assert loaded.split() == []
+
+
 def test_no_test_module_imports_another():
     tests = {p.stem for p in (ROOT / "tests").rglob("test_*.py")}
     crossing = {(rel, m) for rel, tree in _sources("tests") for m in _imports(tree)

@@ -1,4 +1,4 @@
-"""Reference objective and gradient, Lipschitz bound, spectral norm and power iteration."""
+"""Reference objective and gradient, Lipschitz bound, spectral norm and the Lanczos bound."""
 
 import numpy as np
 import pytest
@@ -6,7 +6,14 @@ import scipy.sparse as sp
 from scipy.optimize import approx_fprime, check_grad
 
 from mpigc.errors import UsageError
-from mpigc.models import gradient, lipschitz_bound, objective, spectral_norm_sq, top_eigenvalue
+from mpigc.models import (
+    gradient,
+    lanczos_steps,
+    lipschitz_bound,
+    objective,
+    spectral_norm_sq,
+    top_eigenvalue,
+)
 
 
 def problem(model, sparse=False, n=80, d=6, seed=0):
@@ -99,21 +106,47 @@ def test_spectral_norm_sq_of_a_large_sparse_matrix():
     assert spectral_norm_sq(X) == pytest.approx(np.max(values ** 2), rel=1e-9)
 
 
-def test_power_iteration_bounds_the_top_eigenvalue_from_chunked_products():
-    rng = np.random.default_rng(2)
-    X = rng.standard_normal((600, 40)) * np.linspace(0.2, 3.0, 40)
-    chunks = np.array_split(np.arange(600), 7)
+def _wishart(rng, n, d):
+    return rng.standard_normal((n, d)) / np.sqrt(n)
+
+
+@pytest.mark.parametrize("name", ["wishart", "wide", "rank-3", "dense-top", "tiny"])
+def test_lanczos_bound_is_above_the_top_eigenvalue_from_chunked_products(name):
+    rng = np.random.default_rng(len(name))
+    X = {"wishart": lambda: _wishart(rng, 900, 300),
+         "wide": lambda: _wishart(rng, 150, 400),            # rank-deficient, X^T X singular
+         "rank-3": lambda: rng.standard_normal((3, 250)),
+         # the 40 largest eigenvalues within 0.1%: no gap for a power iteration
+         "dense-top": lambda: np.linalg.qr(rng.standard_normal((300, 300)))[0]
+         * np.sqrt(np.r_[1 + 1e-3 * rng.random(40), rng.random(260)]),
+         "tiny": lambda: rng.standard_normal((5, 2))}[name]()
+    chunks = np.array_split(np.arange(X.shape[0]), 7)
     calls = []
 
     def apply(v):   # the way the runtime sums the chunks' X_j^T X_j v
         calls.append(1)
-        return sum(X[c].T @ (X[c] @ v) for c in chunks) / 600
+        return sum(X[c].T @ (X[c] @ v) for c in chunks)
 
-    exact = np.linalg.eigvalsh(X.T @ X / 600)[-1]
-    est = top_eigenvalue(apply, 40, tol=1e-10, seed=5)
-    assert exact <= est <= exact * (1 + 1e-8)
-    assert len(calls) < 1000
-    assert top_eigenvalue(lambda v: np.zeros_like(v), 4) == 0.0
+    d = X.shape[1]
+    exact = np.linalg.eigvalsh(X.T @ X)[-1]
+    est = top_eigenvalue(apply, d, rtol=0.02, seed=5)
+    assert exact * (1 - 1e-12) <= est <= exact / 0.98 * (1 + 1e-12)
+    # about one Krylov space of lanczos_steps + 1 vectors (a restart or two at most)
+    assert len(calls) <= min(d, 3 * (lanczos_steps(d, 0.02, 1e-6) + 1))
+    assert top_eigenvalue(apply, d, rtol=0.02, seed=5) == est   # the seed fixes the result
+
+
+def test_lanczos_steps_follow_the_probability_bound():
+    # 1.648 sqrt(n) exp(-sqrt(rtol) (2k - 1)) <= failure at k, not at k - 1
+    for n, rtol, failure in [(1000, 0.02, 1e-6), (50_000, 0.02, 1e-6), (10**8, 0.05, 1e-9)]:
+        k = lanczos_steps(n, rtol, failure)
+        bound = 1.648 * np.sqrt(n) * np.exp(-np.sqrt(rtol) * (2 * np.array([k, k - 1]) - 1))
+        assert bound[0] <= failure < bound[1]
+
+
+def test_top_eigenvalue_of_the_zero_operator_and_of_no_dimension():
+    assert top_eigenvalue(lambda v: np.zeros_like(v), 400) == 0.0
+    assert top_eigenvalue(lambda v: np.zeros_like(v), 0) == 0.0
 
 
 def test_bad_arguments():

@@ -29,7 +29,6 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import ArrayLike
 from scipy.sparse import csr_matrix
-from scipy.sparse.csgraph import maximum_bipartite_matching
 
 from mpigc.errors import UsageError, require
 
@@ -372,6 +371,9 @@ def regular(n_workers: int, load: int, seed: int) -> Assignment:
     UsageError
         If ``load`` is not in 1..n_workers.
     """
+    # with scipy.sparse.linalg and scipy.linalg: 0.2 s of every rank's start-up otherwise
+    from scipy.sparse.csgraph import maximum_bipartite_matching
+
     n = _check_positive_int(n_workers, "n_workers")
     load = _check_positive_int(load, "load")
     require(load <= n, f"load {load} exceeds the number of workers {n} (regular: m = N chunks)")

@@ -33,7 +33,6 @@ import math
 from collections.abc import Iterable, Mapping
 
 import numpy as np
-import scipy.linalg
 
 from mpigc.coding.assignment import Assignment
 from mpigc.errors import UsageError, require
@@ -92,6 +91,8 @@ class FixedCode:
             f"s = {self.stragglers} stragglers (cyclic, regular and fractional repetition assignments have one)")
 
     def _null_space_code(self, rng):
+        import scipy.linalg  # 0.1 s of imports, paid only by the schemes with a fixed code
+
         a = self.assignment
         H = rng.standard_normal((self.stragglers, a.n_chunks))
         if self.stragglers:
@@ -114,6 +115,8 @@ class FixedCode:
         return B
 
     def _tolerates(self, B, rng):
+        import scipy.linalg
+
         n, s, m = self.assignment.n_workers, self.stragglers, self.assignment.n_chunks
         n_sets = max(1, min(CHECKED_SETS, int(CHECK_BUDGET // (m * (n - s) ** 2))))
         if math.comb(n, s) <= n_sets:

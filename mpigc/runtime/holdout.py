@@ -13,7 +13,6 @@ from typing import Optional
 
 import numpy as np
 
-from mpigc import metrics
 from mpigc.data import chunk_bounds, prepare_labels
 from mpigc.runtime.commands import Command
 
@@ -36,6 +35,8 @@ def _shares(job):
 
 def contribute(job, w: np.ndarray) -> None:
     """A worker's part of one held-out evaluation at the model vector ``w``."""
+    from mpigc import metrics  # with SciPy's stats (1 s of imports): only runs that hold out
+
     model = job.cfg.model
     parts = [(job.data.margins(X, w), y) for X, y in _shares(job)]
     z = np.concatenate([p[0] for p in parts]) if parts else np.empty(0)
@@ -47,6 +48,8 @@ def contribute(job, w: np.ndarray) -> None:
 
 def collect(job) -> Optional[dict]:
     """Rank 0's side of :func:`contribute`: the metrics, with ``n_rows``."""
+    from mpigc import metrics
+
     model = job.cfg.model
     empty = np.empty(0)
     sums = job.comm.reduce_sum(np.zeros_like(metrics.partial_sums(model, empty, empty)))

@@ -96,7 +96,7 @@ class ChunkData:
         return out
 
     def gram_apply(self, chunks, v):
-        """``sum_{j in chunks} X_j^T (X_j v)`` (for the power iteration of ``--lr auto``)."""
+        """``sum_{j in chunks} X_j^T (X_j v)`` (the Lanczos products of ``--lr auto``)."""
         out = np.zeros_like(v)
         for j in chunks:
             Xj, _ = self.rows(j)
