@@ -54,6 +54,13 @@ def fault_tolerance_enabled(env=None):
     return True
 
 
+def _revoked(comm):
+    try:
+        return bool(comm.comm.Is_revoked())
+    except (MPI.Exception, AttributeError, NotImplementedError):
+        return False
+
+
 def _guarded(method):
     """``method`` with the MPI errors of a dead or revoked peer raised as ProcessFailure."""
     def call(*args, **kwargs):
@@ -61,6 +68,11 @@ def _guarded(method):
             return method(*args, **kwargs)
         except MPI.Exception as exc:
             if ULFM and exc.Get_error_class() in _FAILURE_CLASSES:
+                raise ProcessFailure(str(exc)) from None
+            # Open MPI's nonblocking collectives (libnbc) report a revoke met inside their
+            # schedule as MPI_ERR_OTHER: on a revoked communicator it is the same failure
+            if (ULFM and exc.Get_error_class() == MPI.ERR_OTHER and args
+                    and getattr(args[0], "fault_tolerant", False) and _revoked(args[0])):
                 raise ProcessFailure(str(exc)) from None
             raise
     call.__name__, call.__doc__ = method.__name__, method.__doc__
