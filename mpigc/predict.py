@@ -22,6 +22,7 @@ from scipy.special import expit
 
 from mpigc import metrics
 from mpigc.data import parse_data_spec, prepare_labels
+from mpigc.data.checks import check_output_file
 from mpigc.errors import UsageError
 from mpigc.estimator import load_model
 from mpigc.runtime.log import atomic_write
@@ -36,11 +37,7 @@ def _check_out(out):
     suffix = os.path.splitext(out)[1].lower()
     if suffix not in WRITERS:
         raise UsageError(f"--out must end in {' or '.join(WRITERS)}, got '{out}'")
-    parent = os.path.dirname(os.path.abspath(out))
-    if not os.path.isdir(parent):
-        raise UsageError(f"cannot write {out}: {os.path.dirname(out)} is not a directory")
-    if os.path.isdir(out):
-        raise UsageError(f"cannot write {out}: it is a directory")
+    check_output_file(out)
     return WRITERS[suffix]
 
 

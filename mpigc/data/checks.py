@@ -174,3 +174,15 @@ def check_memory(source: DataSource, vectors: int, rows: int, dtype: DTypeLike =
             raise UsageError(f"{source.name}: the {rows} x {d} rows of one rank and the model "
                              f"need {format_bytes(model + data)}, more than the "
                              f"{format_bytes(avail)} of memory available")
+
+
+def check_output_file(out: str) -> str:
+    """Refuse an output path that cannot be written as a file (UsageError naming it);
+    returns its directory, absolute.
+    """
+    parent = os.path.dirname(os.path.abspath(out))
+    if not os.path.isdir(parent):
+        raise UsageError(f"cannot write {out}: {os.path.dirname(out)} is not a directory")
+    if os.path.isdir(out):
+        raise UsageError(f"cannot write {out}: it is a directory")
+    return parent

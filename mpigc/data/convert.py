@@ -16,6 +16,7 @@ import os
 import sys
 import time
 
+from mpigc.data.checks import check_output_file
 from mpigc.data.npz import save_npz
 from mpigc.data.source import DataSource
 from mpigc.data.spec import parse_data_spec
@@ -34,11 +35,7 @@ def convert(spec: str, out: str | os.PathLike) -> DataSource:
     out = os.fspath(out)
     if not out.endswith(".npz"):
         raise UsageError(f"the output of mpigc convert must be a .npz file, got '{out}'")
-    parent = os.path.dirname(os.path.abspath(out))
-    if not os.path.isdir(parent):
-        raise UsageError(f"cannot write {out}: {parent} is not a directory")
-    if os.path.isdir(out):
-        raise UsageError(f"cannot write {out}: it is a directory")
+    parent = check_output_file(out)
     source = parse_data_spec(spec, compressed=True)
     X, y = source.read_rows([(0, source.n_rows)])
     partial = os.path.join(parent, f".{os.path.basename(out)}.{os.getpid()}.npz")
