@@ -101,9 +101,15 @@ def feature_scale(stats):
     (std below :data:`CONSTANT_RTOL` of its root mean square) the magnitude of its value,
     so that a ones column keeps scale 1; for an all-zero column 1.
     """
-    rms = np.sqrt(stats.mean ** 2 + stats.std ** 2)
-    scale = np.where(stats.std > CONSTANT_RTOL * rms, stats.std, rms)
+    constant, rms = _constant(stats)
+    scale = np.where(constant, rms, stats.std)
     return np.where(scale > 0.0, scale, 1.0)
+
+
+def _constant(stats):
+    """Columns constant up to the rounding of their mean, and every column's RMS."""
+    rms = np.sqrt(stats.mean ** 2 + stats.std ** 2)
+    return stats.std <= CONSTANT_RTOL * rms, rms
 
 
 def scaled(evaluate, scale):
@@ -153,9 +159,7 @@ class Standardization:
     @classmethod
     def from_stats(cls, stats: ColumnStats, center: bool) -> "Standardization":
         """From the training rows' :func:`column_stats`; ``center``: subtract the means."""
-        rms = np.sqrt(stats.mean ** 2 + stats.std ** 2)
-        constant = stats.std <= CONSTANT_RTOL * rms
-        scale = np.where(constant, 1.0, stats.std)
+        scale = np.where(_constant(stats)[0], 1.0, stats.std)
         return cls(center=stats.mean.copy() if center else np.zeros_like(stats.mean),
                    scale=scale)
 
