@@ -2,9 +2,11 @@
 
 ``loss_grad`` computes, in one fused pass over the rows of a row range, the summed loss
 and the summed loss gradient of logistic or linear regression, for dense float64/float32
-and CSR matrices. Each layout is compiled once per process (loaded from the Numba cache
-when it is warm) before its first use, never in the middle of a row range; ``warmup``
-does it for every layout up front, and ``mpigc warmup`` fills the cache before a job's
+and CSR matrices. Each layout's compiled function is loaded once per process before its
+first use, never in the middle of a row range: from the ahead-of-time module that
+``mpigc warmup`` builds (:mod:`mpigc.kernels._aot`: Numba is then never imported), else
+from the Numba cache (compiled into it when cold). ``warmup`` fills the Numba cache for
+every layout up front; ``mpigc warmup`` does that and builds the module before a job's
 ranks start.
 """
 
@@ -15,12 +17,12 @@ import numpy as np
 
 from mpigc.errors import UsageError
 
-from ._compile import CSR_KEYS, DENSE_KEYS, SPECIALISATIONS, cache_dir, compile_keys
-from ._loops import MODEL_CODES
+from . import _aot
+from ._layouts import CSR_KEYS, DENSE_KEYS, KEYS, MODEL_CODES, entry_name
 
 __all__ = ["loss_grad", "warmup", "warmup_main"]
 
-_entry_points = {}  # layout key -> compiled function, once compiled or loaded here
+_entry_points = {}  # layout key -> compiled function, once loaded here
 _F64 = np.dtype(np.float64)
 
 
@@ -108,31 +110,54 @@ def loss_grad(model, X, y, w, start, stop, grad, fit_intercept=False):
         raise UsageError(f"row range [{start}, {stop}) is not inside [0, {n}]")
     kernel = _entry_points.get(key)
     if kernel is None:
-        kernel = _entry_points.setdefault(key, compile_keys([key])[0][key])
+        kernel = _entry_points.setdefault(key, _entry_point(key))
     return kernel(code, *arrays, y, w, start, stop, grad, intercept)
 
 
+def _entry_point(key):
+    module = _aot.load()
+    if module is not None:
+        return getattr(module, entry_name(key))
+    from ._compile import compile_keys
+
+    return compile_keys([key])[0][key]
+
+
 def warmup():
-    """Compile every specialisation into the Numba cache, or load it when the cache is warm.
+    """Compile every specialisation into the Numba cache, or load it when the cache is warm
+    (this process then calls the Numba-compiled functions).
 
     Returns
     -------
     int
         How many specialisations had to be compiled (0 when the cache was warm).
     """
-    entry_points, compiled = compile_keys(SPECIALISATIONS)
+    from ._compile import compile_keys
+
+    entry_points, compiled = compile_keys(KEYS)
     _entry_points.update(entry_points)
     return compiled
 
 
 def warmup_main(args):
-    """``mpigc warmup``: fill the cache once, before the ranks of a job start (the kernels
-    and the svmlight parser's loops)."""
-    from mpigc.data.svmlight import compiled as parser_loops
+    """``mpigc warmup``: before the ranks of a job start, fill the Numba cache (the kernels
+    and the svmlight parser's loops) and build the ahead-of-time module."""
+    from mpigc.data.svmlight import jit_loops
+
+    from ._compile import cache_dir
 
     t0 = time.perf_counter()
     compiled = warmup()
-    parser_loops()
-    print(f"mpigc warmup: {len(SPECIALISATIONS)} kernel layouts ready ({compiled} compiled) "
+    jit_loops()
+    print(f"mpigc warmup: {len(KEYS)} kernel layouts ready ({compiled} compiled) "
           f"and the svmlight parser, in {time.perf_counter() - t0:.1f} s; cache: {cache_dir()}")
+    t0 = time.perf_counter()
+    try:
+        path, built = _aot.build()
+    except _aot.Unavailable as exc:
+        print(f"mpigc warmup: no ahead-of-time module: {exc}; the ranks load the loops "
+              f"from the Numba cache (slower start-up)")
+        return 0
+    print(f"mpigc warmup: ahead-of-time module {'built' if built else 'up to date'} in "
+          f"{time.perf_counter() - t0:.1f} s: {path}")
     return 0

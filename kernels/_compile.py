@@ -13,10 +13,10 @@ import contextlib
 import fcntl
 import os
 
-import numpy as np
 from numba import types
 
 from . import _loops
+from ._layouts import KEYS
 
 # Inputs are typed read-only so that read-only arrays (memory-mapped data, received
 # buffers) and writable ones share one compiled function: loss_grad calls its entry
@@ -24,8 +24,6 @@ from . import _loops
 # specialisation, mid-iteration, for the other flag.
 _IN_VECTOR = types.Array(types.float64, 1, "C", readonly=True)
 _OUT_VECTOR = types.Array(types.float64, 1, "C")
-_DENSE_DTYPES = ("float64", "float32")
-_INDEX_DTYPES = ("int32", "int64")
 
 
 def _array(dtype, ndim):
@@ -44,16 +42,8 @@ def _csr_signature(dtype, index_dtype):
 
 
 # layout key -> (dispatcher, signature). The key is what loss_grad derives from X.
-SPECIALISATIONS = {("dense", dt): (_loops.dense, _dense_signature(dt)) for dt in _DENSE_DTYPES}
-SPECIALISATIONS.update({("csr", dt, it): (_loops.csr, _csr_signature(dt, it))
-                        for dt in _DENSE_DTYPES for it in _INDEX_DTYPES})
-
-# dtype objects -> layout key, for loss_grad's per-call lookup: hashing dtypes is far
-# cheaper than dtype.name, and a non-native byte order matches no entry (it compares
-# unequal to the native dtype), so such data is rejected instead of misread.
-DENSE_KEYS = {np.dtype(dt): ("dense", dt) for dt in _DENSE_DTYPES}
-CSR_KEYS = {(np.dtype(dt), np.dtype(it)): ("csr", dt, it)
-            for dt in _DENSE_DTYPES for it in _INDEX_DTYPES}
+SPECIALISATIONS = {key: (_loops.dense, _dense_signature(*key[1:])) if key[0] == "dense"
+                   else (_loops.csr, _csr_signature(*key[1:])) for key in KEYS}
 
 
 def cache_dir():

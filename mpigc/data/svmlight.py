@@ -40,38 +40,54 @@ COMPRESSED = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
 
 MAX_INDEX = 2 ** 53        # indices must stay exact as float64 too (as they always were)
 _loops = {}
+PARSER_LOOPS = ("index_block", "parse_block")
 
 
-def _signatures(types, parse):
+def parser_signatures() -> dict[str, Any]:
+    """Name -> (Numba dispatcher, argument types) of the compiled loops (imports Numba)."""
+    from numba import types
+
+    from mpigc.data import _parse
+
     ro_bytes = types.Array(types.uint8, 1, "C", readonly=True)
     i64, f64 = types.Array(types.int64, 1, "C"), types.Array(types.float64, 1, "C")
     i64_2d = types.Array(types.int64, 2, "C")
     tables = (types.Array(types.uint64, 1, "C", readonly=True),) * 2 + (
         types.Array(types.float64, 1, "C", readonly=True),)
-    return {"index_block": (parse.index_block, (ro_bytes,) + (types.int64,) * 3 + (i64,) * 3),
-            "parse_block": (parse.parse_block, (ro_bytes,) + (types.int64,) * 5
+    return {"index_block": (_parse.index_block, (ro_bytes,) + (types.int64,) * 3 + (i64,) * 3),
+            "parse_block": (_parse.parse_block, (ro_bytes,) + (types.int64,) * 5
                             + (f64, i64, i64, f64, i64_2d) + tables)}
 
 
+def jit_loops() -> dict[str, Any]:
+    """The loops from the Numba cache (compiled into it when cold), under the kernels'
+    cache lock (see :mod:`mpigc.kernels._compile`).
+    """
+    from mpigc.kernels._compile import cache_lock
+
+    signatures = parser_signatures()
+    signatures["index_block"][0].targetctx.refresh()   # outside the lock, as for the kernels
+    with cache_lock():
+        return {name: dispatcher.compile(signature)
+                for name, (dispatcher, signature) in signatures.items()}
+
+
 def compiled() -> dict[str, Any]:
-    """The compiled loops by name, loaded from the Numba cache (or compiled into it) once
-    per process, under the kernels' cache lock (see :mod:`mpigc.kernels._compile`), and
+    """The compiled loops by name, once per process: from the ahead-of-time module when
+    its key matches (:mod:`mpigc.kernels._aot`), else from the Numba cache; and
     ``"codes"``: the module with their status codes and tables.
 
-    Numba is imported here, not with this module: a rank that reads no svmlight file (the
-    PS of a synthetic or npz run) never loads it.
+    Numba is imported here, not with this module, and only on the Numba path: a rank that
+    reads no svmlight file, or has the ahead-of-time module, never loads it.
     """
     if not _loops:
-        from numba import types
+        from mpigc.data import _parse_tables
+        from mpigc.kernels import _aot
 
-        from mpigc.data import _parse
-        from mpigc.kernels._compile import cache_lock
-
-        _parse.index_block.targetctx.refresh()   # outside the lock, as for the kernels
-        with cache_lock():
-            for name, (dispatcher, signature) in _signatures(types, _parse).items():
-                _loops[name] = dispatcher.compile(signature)
-        _loops["codes"] = _parse
+        module = _aot.load()
+        _loops.update(jit_loops() if module is None
+                      else {name: getattr(module, name) for name in PARSER_LOOPS})
+        _loops["codes"] = _parse_tables
     return _loops
 
 
