@@ -13,8 +13,6 @@ import math
 from collections.abc import Callable
 
 import numpy as np
-import scipy.sparse as sp
-from scipy.special import expit
 
 from mpigc.errors import UsageError
 
@@ -72,6 +70,8 @@ def gradient(model: str, X, y: np.ndarray, w: np.ndarray, l2: float = 0.0,
     _check_model(model)
     z, coef = _margins(X, w, fit_intercept)
     if model == "logistic":
+        from scipy.special import expit
+
         slope = -y * expit(-y * z)   # d/dz log(1 + exp(-y z)), stable for any z
     else:
         slope = z - y
@@ -165,6 +165,7 @@ def spectral_norm_sq(X) -> float:
     Gram matrix (``X^T X`` or ``X X^T``, LAPACK); otherwise ``scipy.sparse.linalg.svds``
     (ARPACK, k = 1).
     """
+    import scipy.sparse as sp
     import scipy.sparse.linalg as spla
 
     n, d = X.shape

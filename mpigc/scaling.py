@@ -16,7 +16,8 @@ squares about the mean: no cancellation for a column with a large mean).
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.sparse as sp
+
+from mpigc.sparse import csr_matrix, issparse
 
 # A column whose standard deviation is below this fraction of its root mean square is
 # constant up to the rounding of its mean.
@@ -43,7 +44,7 @@ class ColumnStats:
 
 
 def _sums(block, d):
-    if sp.issparse(block):
+    if issparse(block):
         return np.asarray(block.sum(axis=0, dtype=np.float64)).ravel()
     return np.asarray(block, dtype=np.float64).sum(axis=0) if len(block) else np.zeros(d)
 
@@ -51,8 +52,8 @@ def _sums(block, d):
 def _squares(block, mean):
     """``sum_r (x_rj - mean_j)^2`` of one block, per column."""
     d = mean.size
-    if sp.issparse(block):
-        X = sp.csr_matrix(block)
+    if issparse(block):
+        X = csr_matrix(block)
         cols = X.indices
         inside = np.bincount(cols, weights=(X.data - mean[cols]) ** 2, minlength=d)
         zeros = X.shape[0] - np.bincount(cols, minlength=d)
@@ -169,7 +170,7 @@ class Standardization:
         Sparse ``X`` is scaled only (its zeros stay zeros, no dense copy is made): its
         ``center`` must be zero.
         """
-        if sp.issparse(X):
+        if issparse(X):
             if np.any(self.center):
                 raise ValueError("sparse data cannot be centred without a dense copy")
             if not X.data.flags.writeable:

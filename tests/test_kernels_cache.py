@@ -1,5 +1,6 @@
 """Numba cache of the kernels: many processes starting together on a cold cache, then warm."""
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -98,12 +99,18 @@ def test_concurrent_cold_start_then_warm(tmp_path):
 
     # warm: `mpigc warmup` compiles nothing and says where the cache is
     # it only loads what the cold start compiled: it takes less than that start did, on a
-    # machine as loaded
-    run = subprocess.run([sys.executable, "-m", "mpigc", "warmup"], env=_env(cache),
+    # machine as loaded. Without a C compiler (CC fails) it builds no ahead-of-time module
+    # and says so in a line; mpigc's bytecode is written all the same.
+    env = dict(_env(cache), CC="/bin/false", PYTHONDONTWRITEBYTECODE="1")
+    pyc = Path(importlib.util.cache_from_source(_compile.__file__))
+    pyc.unlink(missing_ok=True)
+    run = subprocess.run([sys.executable, "-m", "mpigc", "warmup"], env=env,
                          capture_output=True, text=True, timeout=max(120, 2 * cold_s))
     assert run.returncode == 0, run.stderr
     assert "(0 compiled)" in run.stdout and str(cache) in run.stdout
-    assert not list(Path(cache).rglob("*.tmp.*"))
+    assert "no ahead-of-time module: no working C compiler" in run.stdout, run.stdout
+    assert not list(Path(cache).rglob("*.tmp.*")) and not list(Path(cache).rglob("mpigc_aot*"))
+    assert pyc.exists()
 
 
 def test_file_system_without_flock(monkeypatch):

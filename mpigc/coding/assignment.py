@@ -28,9 +28,9 @@ from pathlib import Path
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy.sparse import csr_matrix
 
 from mpigc.errors import UsageError, require
+from mpigc.sparse import csr_matrix
 
 
 def _readonly(arr):

@@ -14,11 +14,11 @@ from collections.abc import Mapping
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy.sparse import csr_matrix
 
 from mpigc.coding.assignment import Assignment
 from mpigc.coding.ordering import check_ell
 from mpigc.errors import UsageError, require
+from mpigc.sparse import csr_matrix
 
 # Distinct processor sets kept per code; states repeat across iterations, so a few
 # thousand sets cover the common patterns of a run while bounding memory.

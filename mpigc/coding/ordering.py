@@ -16,10 +16,10 @@ exact decode whatever the progress pattern. ``optimal_ordering`` minimises it:
 from __future__ import annotations
 
 import numpy as np
-from scipy.sparse import csr_matrix
 
 from mpigc.coding.assignment import Assignment, _split
 from mpigc.errors import require
+from mpigc.sparse import csr_matrix
 
 # Bound on local-search sweeps over all adjacent pairs for irregular assignments.
 _MAX_SWEEPS = 50

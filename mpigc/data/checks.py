@@ -6,13 +6,15 @@ import os
 from typing import TYPE_CHECKING
 
 import numpy as np
-import scipy.sparse as sp
 from numpy.typing import ArrayLike, DTypeLike
 
 from mpigc.errors import UsageError
 from mpigc.models import _check_model
+from mpigc.sparse import issparse
 
 if TYPE_CHECKING:
+    import scipy.sparse as sp
+
     from mpigc.data.source import DataSource
 
 
@@ -95,7 +97,7 @@ def check_finite(X: np.ndarray | sp.csr_matrix, y: np.ndarray, where: str,
     def row_name(r):
         return int(rows[r]) if rows is not None else int(r)
 
-    if sp.issparse(X):
+    if issparse(X):
         bad = np.flatnonzero(~np.isfinite(X.data))
         if bad.size:
             k = bad[0]

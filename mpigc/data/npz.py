@@ -20,14 +20,18 @@ from __future__ import annotations
 import os
 import struct
 import zipfile
+from typing import TYPE_CHECKING
 
 import numpy as np
-import scipy.sparse as sp
 from numpy.typing import ArrayLike
 
 from mpigc.data.checks import row_of_entry
 from mpigc.data.source import DataSource
 from mpigc.errors import UsageError
+from mpigc.sparse import csr_matrix, issparse
+
+if TYPE_CHECKING:
+    import scipy.sparse as sp
 
 CSR_KEYS = ("data", "indices", "indptr", "shape")
 _HEADER_READERS = {(1, 0): np.lib.format.read_array_header_1_0,
@@ -51,8 +55,8 @@ def save_npz(path: str | os.PathLike, X: ArrayLike | sp.spmatrix, y: ArrayLike,
     """
     y = np.asarray(y, dtype=np.float64)
     save = np.savez_compressed if compressed else np.savez
-    if sp.issparse(X):
-        X = sp.csr_matrix(X)
+    if issparse(X):
+        X = csr_matrix(X)
         save(path, data=X.data, indices=X.indices, indptr=X.indptr,
              shape=np.array(X.shape), format=np.array("csr"), y=y)
     else:
@@ -192,7 +196,7 @@ class NpzSource(DataSource):
             raise UsageError(f"{self.path}: row {row} has feature index {indices[bad[0]]}, "
                              f"outside 0..{self.n_features - 1}")
         data = self.m["data"].rows(lo, hi).astype(np.float64)
-        X = sp.csr_matrix((data, indices, indptr - lo), shape=(stop - start, self.n_features))
+        X = csr_matrix((data, indices, indptr - lo), shape=(stop - start, self.n_features))
         return X, y
 
     def labels(self) -> np.ndarray:

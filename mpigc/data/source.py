@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
-import scipy.sparse as sp
 from numpy.typing import DTypeLike
 
 from mpigc.data.checks import check_finite, prepare_labels
 from mpigc.errors import UsageError
+from mpigc.sparse import csr_matrix, issparse
+
+if TYPE_CHECKING:
+    import scipy.sparse as sp
 
 DTYPES = ("float64", "float32")
 
@@ -96,7 +100,7 @@ class DataSource:
                                      f"{exc.strerror or exc}") from None
                 rows.append(np.arange(start, stop))
         if not parts:
-            X = (sp.csr_matrix((0, self.n_features)) if self.is_sparse
+            X = (csr_matrix((0, self.n_features)) if self.is_sparse
                  else np.empty((0, self.n_features)))
             return _as_dtype(X, dtype), np.empty(0)
         X, y = stack_rows(parts, self.is_sparse)
@@ -116,13 +120,18 @@ def stack_rows(parts: Sequence[tuple[np.ndarray | sp.csr_matrix, np.ndarray]], s
     if len(parts) == 1:
         return parts[0]
     Xs = [p[0] for p in parts]
-    X = sp.vstack(Xs, format="csr") if sparse else np.concatenate(Xs)
+    if sparse:
+        import scipy.sparse as sp
+
+        X = sp.vstack(Xs, format="csr")
+    else:
+        X = np.concatenate(Xs)
     return X, np.concatenate([p[1] for p in parts])
 
 
 def _as_dtype(X, dtype):
-    if sp.issparse(X):
-        X = sp.csr_matrix(X, dtype=np.float64)
+    if issparse(X):
+        X = csr_matrix(X, dtype=np.float64)
         X.sort_indices()
         return X
     with np.errstate(over="ignore"):   # read_rows reports the overflow, naming the entry

@@ -26,7 +26,6 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 import numpy as np
-import scipy.sparse as sp
 
 from mpigc.data.npz import NpzSource
 from mpigc.data.source import DataSource, stack_rows
@@ -34,8 +33,11 @@ from mpigc.data.svmlight import COMPRESSED, SvmlightSource, read_compressed
 from mpigc.data.synthetic import DEFAULT, SyntheticSource
 from mpigc.errors import UsageError
 from mpigc.models import MODELS
+from mpigc.sparse import csr_matrix, issparse
 
 if TYPE_CHECKING:
+    import scipy.sparse as sp
+
     from mpigc.runtime.comm import Comm
 
 SVMLIGHT_SUFFIXES = (".svm", ".libsvm", ".txt")
@@ -243,13 +245,13 @@ class ArraySource(DataSource):
                  features_inferred: bool = False):
         self.X, self.y, self.name = X, np.asarray(y, dtype=np.float64), str(name)
         self.n_rows, self.n_features = X.shape
-        self.is_sparse = sp.issparse(X)
+        self.is_sparse = issparse(X)
         self.features_inferred = features_inferred
 
     def _read(self, start, stop):
         X = self.X[start:stop]
         if X.shape[1] != self.n_features:   # widened by a ConcatSource
-            X = sp.csr_matrix((X.data, X.indices, X.indptr), shape=(stop - start,
+            X = csr_matrix((X.data, X.indices, X.indptr), shape=(stop - start,
                                                                     self.n_features))
         return X, self.y[start:stop]
 
@@ -288,7 +290,7 @@ class ConcatSource(DataSource):
             lo, hi = max(start, self.starts[k]), min(stop, self.starts[k + 1])
             if lo < hi:
                 X, y = part._read(int(lo - self.starts[k]), int(hi - self.starts[k]))
-                parts.append((sp.csr_matrix(X) if self.is_sparse else X, y))
+                parts.append((csr_matrix(X) if self.is_sparse else X, y))
         return stack_rows(parts, self.is_sparse)
 
     def labels(self) -> np.ndarray:

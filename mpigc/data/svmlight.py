@@ -23,14 +23,17 @@ import gzip
 import lzma
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import scipy.sparse as sp
 
 from mpigc.data.checks import row_of_entry
 from mpigc.data.source import DataSource, stack_rows
 from mpigc.errors import UsageError
+from mpigc.sparse import csr_matrix
+
+if TYPE_CHECKING:
+    import scipy.sparse as sp
 
 STRIDE = 64                # rows between two offsets kept by the index
 BLOCK_BYTES = 1 << 24      # bytes per read of a whole-file pass
@@ -303,7 +306,7 @@ def parse_text(text: bytes, n_rows: int, n_features: int | None, zero_based: boo
                          f"(did the file change while the job read it?)")
     indices, values = indices[:nnz], values[:nnz]
     if unsorted:
-        X = sp.csr_matrix((values, indices, indptr), shape=(n_rows, MAX_INDEX))
+        X = csr_matrix((values, indices, indptr), shape=(n_rows, MAX_INDEX))
         X.has_sorted_indices = False
         X.sort_indices()       # in place, values with their indices
         rows = np.repeat(np.arange(n_rows), np.diff(indptr))
@@ -390,7 +393,7 @@ class SvmlightSource(DataSource):
             y, indptr, indices, values = parse_text(text, b - a, self.n_features,
                                                     self.zero_based, self.path, skip, line,
                                                     room)
-            parts.append((sp.csr_matrix((values, indices, indptr),
+            parts.append((csr_matrix((values, indices, indptr),
                                         shape=(b - a, self.n_features)), y))
             a = b
         return stack_rows(parts, sparse=True)
@@ -441,5 +444,5 @@ def read_compressed(path: str | os.PathLike, features: int | None = None,
     d = features if features is not None else width
     if d < 1:
         raise UsageError(f"{path}: no feature index found; give features=D in the spec")
-    return stack_rows([(sp.csr_matrix((v, i, p), shape=(len(y), d)), y)
+    return stack_rows([(csr_matrix((v, i, p), shape=(len(y), d)), y)
                        for y, p, i, v in parts], sparse=True)

@@ -20,7 +20,10 @@ def body(world):
     from mpigc.runtime.comm import Comm
 
     comm = Comm(world)
-    compiled()             # the Numba cache is read before the counts start
+    # the compiled loops and scipy.sparse (imported with the first CSR rows) are read
+    # before the counts start
+    compiled()
+    import scipy.sparse  # noqa: F401
     world.Barrier()
     r0 = rchar()
     source = parse_data_spec(sys.argv[1], comm=comm)
