@@ -169,6 +169,16 @@ def _add_bench_data_ps(bsub):
     bp.add_argument("--repeat", type=int, default=5, metavar="K",
                     help="rounds per decode case (best rate, median tail)")
 
+    bx = bsub.add_parser("decode", help="--decode p2p against --decode reduce, interleaved, "
+                                        "over N, d and ell")
+    bx.add_argument("--json", action="store_true")
+    bx.add_argument("--cases", default=None, metavar="N:d:ell,...",
+                    help="default: mpigc.bench.decode.DEFAULT_CASES (N 4, 8, 16; d 1e4-1e6)")
+    bx.add_argument("--pairs", type=int, default=7, metavar="K",
+                    help="timed pairs of blocks (p2p, reduce) per case; medians are reported")
+    bx.add_argument("--block", type=int, default=5, metavar="K",
+                    help="iterations per block (a block's time is their median)")
+
 
 def _add_convert(c):
     c.add_argument("input", metavar="IN", help="a --data spec, or FILE.svm.gz/.bz2/.xz")
@@ -195,6 +205,7 @@ _HANDLERS = {
     ("bench", "convergence"): "mpigc.bench.convergence:main",
     ("bench", "data"): "mpigc.bench.data:main",
     ("bench", "ps"): "mpigc.bench.ps:main",
+    ("bench", "decode"): "mpigc.bench.decode:main",
     "convert": "mpigc.data.convert:main",
     "warmup": "mpigc.kernels:warmup_main",
 }

@@ -467,6 +467,15 @@ CASES = [
          r"--cases 8:100:4: needs N >= 1, d >= 1 and 1 <= ell <= min\(3, N\)"),
     case("bench-ps-no-case", ["bench", "ps", "--cases", ","], r"--cases names no case"),
     case("bench-ps-repeat-zero", ["bench", "ps", "--repeat", "0"], r"--repeat must be >= 1, got 0"),
+    # -- mpigc bench decode (refused before any rank starts)
+    case("bench-decode-case-words", ["bench", "decode", "--cases", "8:big:1"],
+         r"--cases takes N:d:ell items separated by commas, got '8:big:1'"),
+    case("bench-decode-one-worker", ["bench", "decode", "--cases", "1:100:1"],
+         r"--cases: every N must be >= 2"),
+    case("bench-decode-pairs-zero", ["bench", "decode", "--pairs", "0"],
+         r"--pairs must be >= 1, got 0"),
+    case("bench-decode-block-zero", ["bench", "decode", "--block", "0"],
+         r"--block must be >= 1, got 0"),
     # -- the model a user takes home: intercept, scaling, held-out data
     case("validation-fraction-one", ["train", "--validation-fraction", "1"],
          r"--validation-fraction must be a number in \[0, 1\), got 1"),

@@ -50,12 +50,19 @@ def test_oversubscribed_node_gets_a_flat_broadcast_tree_unless_the_user_chose():
     assert env["MPIR_CVAR_IBCAST_INTRA_ALGORITHM"] == "tsp_tree"
     assert env["MPIR_CVAR_IBCAST_TREE_TYPE"] == "kary"
     assert int(env["MPIR_CVAR_IBCAST_TREE_KVAL"]) >= 2**20
-    env = {"MPI_LOCALNRANKS": "9", "MPIR_CVAR_IBCAST_INTRA_ALGORITHM": "sched_binomial"}
+    # and the reduction of --decode reduce
+    assert env["MPIR_CVAR_IREDUCE_INTRA_ALGORITHM"] == "tsp_tree"
+    assert env["MPIR_CVAR_IREDUCE_TREE_TYPE"] == "kary"
+    assert int(env["MPIR_CVAR_IREDUCE_TREE_KVAL"]) >= 2**20
+    env = {"MPI_LOCALNRANKS": "9", "MPIR_CVAR_IBCAST_INTRA_ALGORITHM": "sched_binomial",
+           "MPIR_CVAR_IREDUCE_TREE_KVAL": "2"}
     launch.configure(env, cores=2)
     assert env["MPIR_CVAR_IBCAST_INTRA_ALGORITHM"] == "sched_binomial"
+    assert env["MPIR_CVAR_IREDUCE_TREE_KVAL"] == "2"
     env = {"MPI_LOCALNRANKS": "2"}
     launch.configure(env, cores=2)
     assert "MPIR_CVAR_IBCAST_INTRA_ALGORITHM" not in env
+    assert "MPIR_CVAR_IREDUCE_INTRA_ALGORITHM" not in env
 
 
 def test_the_cli_imports_numpy_only_after_configuring_the_threads():

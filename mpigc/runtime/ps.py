@@ -306,12 +306,14 @@ class ReducedDecode:
         """Nothing to add: the vectors travel in the reduction."""
 
     def result(self):
-        """Wait for the reduction; the decoded gradient (a new array of length d)."""
+        """Wait for the reduction; the decoded gradient (a new array of length d: every
+        reduction has an output buffer of its own, so no copy).
+        """
         backoff = Backoff(longest=PS_POLL_CAP)
         while not self.comm.done(self.request):
             backoff.wait()
         self.request = None
-        return self.out[:self.d].copy()
+        return self.out[:self.d]
 
 
 class _Rounds:
