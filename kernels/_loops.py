@@ -9,9 +9,13 @@ loaded and stored once per block instead of once per row. Each dot first asks th
 for the row one block ahead, so memory keeps streaming while the losses and the column
 pass compute.
 
-CSR: three blocks are in flight. The losses of block k are computed, then the dot
-products of block k+1 are interleaved row by row with the gradient scatters of block k-1,
-so nothing waits for block k's losses and their latency overlaps the reads of block k+1.
+CSR: a block of ``CSR_BLOCK`` rows at a time, in the same three steps (the dots, the
+losses, then one scatter of ``slope_b * x_b`` per row into ``grad``, the rows still in
+L2). The linear model's slope is one subtraction, so it needs no SIMD block: its rows
+go one at a time, each scatter right after its dot, the row still in L1. Before each
+dot the cache is asked for the entries ``CSR_PREFETCH`` positions ahead in ``data`` and
+``indices``: the hardware prefetcher alone leaves the loop waiting on memory for about
+as long as it computes.
 
 The block losses use their own ``exp`` and ``log1p`` (a polynomial each, accurate to a
 few units in the last place), written with selects and no libm call, so that LLVM
@@ -53,6 +57,12 @@ BLOCK = 16
 # Rows ahead of the dot that it asks the cache to fetch (one block): the hardware
 # prefetcher stops while the losses and the column pass run on data already in L1.
 PREFETCH_ROWS = BLOCK
+# CSR rows per block: the block's losses are one SIMD loop over 256 margins (LLVM's vector
+# loop takes 32 at a time); 256 rows of 32 entries (96 KB) are re-read from L2.
+CSR_BLOCK = 256
+# Entries of data and indices ahead of the dot that it asks the cache to fetch
+# (16 KB of float64 data, 64 rows of 32 entries).
+CSR_PREFETCH = 2048
 _CACHE_LINE = 64
 
 _LOG2E = 1.4426950408889634
@@ -69,22 +79,29 @@ def _int64_bits_as_float64(typingctx, bits):
     return types.float64(types.int64), codegen
 
 
+def _prefetch_codegen(context, builder, signature, args):
+    # read, locality 1 (x86: prefetcht2), data cache; no fault, no result
+    aryty = signature.args[0]
+    ary = context.make_array(aryty)(context, builder, value=args[0])
+    ptr = cgutils.get_item_pointer(context, builder, aryty, ary, args[1:], wraparound=False)
+    i32 = ir.IntType(32)
+    fnty = ir.FunctionType(ir.VoidType(), [cgutils.voidptr_t, i32, i32, i32])
+    fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0i8")
+    builder.call(fn, [builder.bitcast(ptr, cgutils.voidptr_t), i32(0), i32(1), i32(1)])
+    return context.get_dummy_value()
+
+
 @intrinsic
 def _prefetch_to_l2(typingctx, X, r, j):
     """Ask the CPU to fetch the cache line of ``X[r, j]`` (``prefetcht2``: into L2, so it
-    does not take one of L1's few miss buffers); no fault, no result."""
-    def codegen(context, builder, signature, args):
-        aryty = signature.args[0]
-        ary = context.make_array(aryty)(context, builder, value=args[0])
-        ptr = cgutils.get_item_pointer(context, builder, aryty, ary, args[1:],
-                                       wraparound=False)
-        i32 = ir.IntType(32)
-        fnty = ir.FunctionType(ir.VoidType(), [cgutils.voidptr_t, i32, i32, i32])
-        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0i8")
-        # read, locality 1 (x86: prefetcht2), data cache
-        builder.call(fn, [builder.bitcast(ptr, cgutils.voidptr_t), i32(0), i32(1), i32(1)])
-        return context.get_dummy_value()
-    return types.none(X, r, j), codegen
+    does not take one of L1's few miss buffers)."""
+    return types.none(X, r, j), _prefetch_codegen
+
+
+@intrinsic
+def _prefetch_entry_to_l2(typingctx, a, k):
+    """The same for the cache line of ``a[k]`` of a 1-D array."""
+    return types.none(a, k), _prefetch_codegen
 
 
 @njit(inline="always")
@@ -214,6 +231,19 @@ def _csr_axpy(data, indices, indptr, r, s, grad):
         k += one
 
 
+@njit(inline="always", **_CSR_JIT)
+def _csr_prefetch(data, indices, indptr, r):
+    # the lines of data and indices CSR_PREFETCH entries beyond row r's, one per 8 entries
+    # (a line of 8-byte items; a constant step: a.itemsize would be read at run time);
+    # past the end of the arrays a prefetch is a no-op (Numba's item pointer is no
+    # inbounds GEP)
+    ahead = np.uintp(CSR_PREFETCH)
+    lo, hi = np.uintp(indptr[r]) + ahead, np.uintp(indptr[r + 1]) + ahead
+    for k in range(lo, hi, 8):
+        _prefetch_entry_to_l2(data, k)
+        _prefetch_entry_to_l2(indices, k)
+
+
 @njit(inline="always")
 def _intercept_slopes(intercept, slope, n, grad, d):
     # the intercept's gradient: the sum of the block's slopes
@@ -264,33 +294,40 @@ def dense(model, X, y, w, start, stop, grad, intercept):
     return total
 
 
+@njit(inline="always", **_CSR_JIT)
+def _csr_linear_rows(data, indices, indptr, y, w, start, stop, grad, intercept, b0):
+    d = w.shape[0] - 1
+    total = 0.0
+    for r in range(start, stop):
+        _csr_prefetch(data, indices, indptr, r)
+        loss, slope = linear(_csr_dot(data, indices, indptr, r, w) + b0, y[r])
+        total += loss
+        if intercept:
+            grad[d] += slope
+        _csr_axpy(data, indices, indptr, r, slope, grad)
+    return total
+
+
 @njit(cache=True, **_CSR_JIT)
 def csr(model, data, indices, indptr, y, w, start, stop, grad, intercept):
     """Rows ``[start, stop)`` of a CSR matrix given by its three arrays (scipy.sparse
     layout); ``intercept`` as in :func:`dense`, with ``d = len(w) - 1``."""
     d = w.shape[0] - 1
     b0 = w[d] if intercept else 0.0
-    scratch = np.empty((4, BLOCK))
-    t, loss, slope, prev = scratch[0], scratch[1], scratch[2], scratch[3]
-    for b in range(min(BLOCK, stop - start)):
-        t[b] = _csr_dot(data, indices, indptr, start + b, w) + b0
+    if model == LINEAR:
+        return _csr_linear_rows(data, indices, indptr, y, w, start, stop, grad, intercept, b0)
+    scratch = np.empty((3, CSR_BLOCK))
+    t, loss, slope = scratch[0], scratch[1], scratch[2]
     total = 0.0
-    n_prev = 0  # rows of block k-1 whose slopes, in prev, wait for their scatter
-    for r0 in range(start, stop, BLOCK):
-        n = min(BLOCK, stop - r0)
+    for r0 in range(start, stop, CSR_BLOCK):
+        n = min(CSR_BLOCK, stop - r0)
+        for b in range(n):
+            _csr_prefetch(data, indices, indptr, r0 + b)
+            t[b] = _csr_dot(data, indices, indptr, r0 + b, w) + b0
         block_losses(model, t, y, r0, n, loss, slope)
         for b in range(n):
             total += loss[b]
         _intercept_slopes(intercept, slope, n, grad, d)
-        n_next = min(BLOCK, stop - r0 - BLOCK)
-        for b in range(BLOCK):
-            if b < n_next:
-                t[b] = _csr_dot(data, indices, indptr, r0 + BLOCK + b, w) + b0
-            if b < n_prev:
-                _csr_axpy(data, indices, indptr, r0 - BLOCK + b, prev[b], grad)
         for b in range(n):
-            prev[b] = slope[b]
-        n_prev = n
-    for b in range(n_prev):
-        _csr_axpy(data, indices, indptr, stop - n_prev + b, prev[b], grad)
+            _csr_axpy(data, indices, indptr, r0 + b, slope[b], grad)
     return total

@@ -23,6 +23,14 @@ def test_bench_json_fields(capsys, monkeypatch):
         assert e["speedup"] == pytest.approx(e["reference_seconds"] / e["seconds"])
         assert e["bandwidth_fraction"] == pytest.approx(e["gbytes_per_s"] / e["read_gbytes_per_s"])
         assert e["rows_per_s"] == pytest.approx(64 / e["seconds"])
+        assert e["in_cache_seconds"] > 0 and e["compute_bound_fraction"] > 0
+    ceilings = result["csr_ceilings"]
+    for name in ("read", "gather_dot", "scatter"):
+        c = ceilings[name]
+        assert c["gbytes_per_s"] == pytest.approx(result["layouts"]["csr"]["bytes"]
+                                                  / c["seconds"] / 1e9)
+        assert c["in_cache_seconds"] > 0
+    assert 0 < ceilings["dot_and_scatter_fraction"]
     assert result["csr_nnz"] == 64 * bench.CSR_ROW_NNZ
     # CSR bytes are data + indices (float64 + int32 per entry), not indptr
     assert result["layouts"]["csr"] == {"rows": 64, "bytes": 64 * bench.CSR_ROW_NNZ * 12}
@@ -61,7 +69,27 @@ def test_last_level_cache_from_sysfs(tmp_path):
         for name, value in (("level", level), ("type", kind), ("size", size)):
             (tmp_path / f"index{i}" / name).write_text(f"{value}\n")
     assert bench.last_level_cache_bytes(str(tmp_path)) == 480 * 2**20
+    assert bench.l2_bytes(str(tmp_path)) == 2**20
     assert bench.last_level_cache_bytes(str(tmp_path / "missing")) == 0
+    assert bench.l2_bytes(str(tmp_path / "missing")) == bench.DEFAULT_L2_BYTES
+
+
+def test_csr_ceiling_loops_compute_what_they_bound():
+    problems, _ = bench.make_problem(dict.fromkeys(bench.LAYOUTS, 20), 3)
+    X, w = problems["csr"]
+    assert bench.csr_gather_dot(X.data, X.indices, w) == pytest.approx(X.data @ w[X.indices])
+    grad = np.zeros(X.shape[1])
+    bench.csr_scatter(X.data, X.indices, 0.5, grad)
+    assert np.allclose(grad, 0.5 * np.asarray(X.sum(axis=0)).ravel(), rtol=1e-12)
+    assert bench.numba_csr_read(X.data, X.indices) == pytest.approx(X.data.sum()
+                                                                    + X.indices.sum())
+
+
+def test_in_cache_seconds_scales_to_the_whole_matrix():
+    calls = []
+    seconds = bench.in_cache_seconds(calls.append, (1000, 100.0), 4000, 1)
+    # 3/4 of 4000 bytes holds 30 rows of 100 bytes: 33 calls of 30 rows, plus a warm-up
+    assert calls == [30] * 34 and seconds >= 0
 
 
 def test_default_sizes_from_cache_and_memory():

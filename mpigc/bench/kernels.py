@@ -18,6 +18,19 @@ it with the fastest of the single passes over the float64 matrix reported in
 ``dense64_single_pass_bounds`` (each reference pass alone, the NumPy read, a plain Numba
 sum, the Numba dot products alone): the ceilings that bound the fused loops.
 
+``in_cache_seconds`` is the same kernel over the first rows of its matrix that fill L2,
+called over and over and scaled to the whole matrix: the arithmetic alone, with no wait
+on memory. ``compute_bound_fraction`` (the read's time over it) is then the highest
+``bandwidth_fraction`` the kernel's arithmetic allows.
+
+``csr_ceilings`` bounds the CSR kernels with loops over all of data and indices as one
+row, in the kernels' own code (``_csr_dot``, ``_csr_axpy``): a plain streaming read, the
+gather-only dot ``sum data[k] w[indices[k]]`` and the scatter-only ``grad[indices[k]] +=
+c data[k]``, each from memory and in cache (L2-sized, scaled as above). A fused kernel
+reads data and indices once, from memory, and runs both loops; ``dot_and_scatter_fraction``
+is the read's time over the in-cache dot plus scatter, the bound on its
+``bandwidth_fraction``.
+
 ``cached_first_call_s`` is the first ``loss_grad`` call of a fresh interpreter whose Numba
 cache is warm, after it imported NumPy, scipy.sparse and ``mpigc.kernels`` as a worker does
 (their import time is reported separately), and again with scipy.linalg loaded too (as it
@@ -39,6 +52,7 @@ from scipy.special import expit
 
 from mpigc.errors import require
 from mpigc.kernels import loss_grad, warmup
+from mpigc.kernels._loops import _csr_axpy, _csr_dot
 from mpigc.models import MODELS
 
 DEFAULT_COLS = 128
@@ -48,6 +62,8 @@ MEMORY_SHARE = 0.5           # the matrices may take at most half of the availab
 CSR_COLS_FACTOR = 16         # CSR matrix: 16x the dense width ...
 CSR_ROW_NNZ = 32             # ... with 32 stored entries per row
 LAYOUTS = ("dense64", "dense32", "csr")
+DEFAULT_L2_BYTES = 2**18     # in-cache timings when sysfs names no L2
+IN_CACHE_SHARE = 0.75        # in-cache timings use rows that fill 3/4 of L2
 
 _FIRST_CALL_SCRIPT = """
 import sys, time
@@ -99,15 +115,38 @@ def numba_row_dots(X, w, out):
         out[r] = t
 
 
+# Not cached: they inline the kernels' loops, which Numba's cache would not see change.
+@njit(nogil=True, fastmath={"reassoc", "contract"})
+def numba_csr_read(data, indices):
+    """A plain Numba streaming read of CSR data and indices (their sums)."""
+    s, t = 0.0, 0
+    for k in range(data.shape[0]):
+        s += data[k]
+        t += indices[k]
+    return s + t
+
+
+@njit(nogil=True, fastmath={"contract"})
+def csr_gather_dot(data, indices, w):
+    """The CSR kernels' dot over all of data and indices as one row: the gather alone."""
+    return _csr_dot(data, indices, np.array([0, data.shape[0]], dtype=np.intp), 0, w)
+
+
+@njit(nogil=True, fastmath={"contract"})
+def csr_scatter(data, indices, c, grad):
+    """The CSR kernels' scatter over all of data and indices as one row."""
+    _csr_axpy(data, indices, np.array([0, data.shape[0]], dtype=np.intp), 0, c, grad)
+
+
 def _size_bytes(text):
     units = {"K": 2**10, "M": 2**20, "G": 2**30}
     text = text.strip()
     return int(text[:-1]) * units[text[-1]] if text[-1:] in units else int(text)
 
 
-def last_level_cache_bytes(root="/sys/devices/system/cpu/cpu0/cache"):
-    """Size of the highest cache level that holds data (0 when sysfs does not say)."""
-    best = (0, 0)
+def cache_bytes(root="/sys/devices/system/cpu/cpu0/cache"):
+    """Level -> size of the caches that hold data (empty when sysfs does not say)."""
+    sizes = {}
     for index in glob.glob(os.path.join(root, "index*")):
         try:
             with open(os.path.join(index, "type")) as f:
@@ -119,8 +158,19 @@ def last_level_cache_bytes(root="/sys/devices/system/cpu/cpu0/cache"):
         except (OSError, ValueError):
             continue
         if kind in ("Data", "Unified"):
-            best = max(best, (level, size))
-    return best[1]
+            sizes[level] = size
+    return sizes
+
+
+def last_level_cache_bytes(root="/sys/devices/system/cpu/cpu0/cache"):
+    """Size of the highest cache level that holds data (0 when sysfs does not say)."""
+    sizes = cache_bytes(root)
+    return sizes[max(sizes)] if sizes else 0
+
+
+def l2_bytes(root="/sys/devices/system/cpu/cpu0/cache"):
+    """Size of L2 (``DEFAULT_L2_BYTES`` when sysfs does not say)."""
+    return cache_bytes(root).get(2, DEFAULT_L2_BYTES)
 
 
 def available_memory_bytes(meminfo="/proc/meminfo"):
@@ -236,25 +286,74 @@ def _timed_calls(problems, y):
     return timed
 
 
+def in_cache_seconds(fn, nbytes, l2, repeat):
+    """Seconds of ``fn(m)`` (a pass over its first ``m`` rows) per pass over all ``rows``.
+
+    ``fn`` is called over and over on rows that fill ``IN_CACHE_SHARE`` of L2, for as many
+    bytes as the whole matrix holds, best of ``repeat``: the whole matrix's arithmetic
+    with no wait on memory (plus a microsecond of Python per call).
+    """
+    rows, row_bytes_ = nbytes
+    m = max(1, min(rows, int(IN_CACHE_SHARE * l2 // row_bytes_)))
+    calls = max(1, rows // m)
+    fn(m)
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        for _ in range(calls):
+            fn(m)
+        best = min(best, time.perf_counter() - t0)
+    return best * rows / (calls * m)
+
+
+def csr_ceilings(X, w, read_seconds, l2, repeat):
+    """The CSR bounds (see the module docstring): seconds and GB/s of each loop alone."""
+    data, indices = X.data, X.indices
+    nbytes = data.nbytes + indices.nbytes
+    entry = data.itemsize + indices.itemsize
+    grad = np.zeros(X.shape[1])
+    loops = {"read": lambda m: numba_csr_read(data[:m], indices[:m]),
+             "gather_dot": lambda m: csr_gather_dot(data[:m], indices[:m], w),
+             "scatter": lambda m: csr_scatter(data[:m], indices[:m], 0.5, grad)}
+    nnz = data.shape[0]
+    for fn in loops.values():
+        fn(1)  # compile outside the timings
+    best = best_of_rounds(repeat, {k: partial(fn, nnz) for k, fn in loops.items()})
+    out = {"numpy_read_gbytes_per_s": nbytes / read_seconds / 1e9}
+    for name, fn in loops.items():
+        cached = in_cache_seconds(fn, (nnz, entry), l2, repeat)
+        out[name] = {"seconds": best[name], "gbytes_per_s": nbytes / best[name] / 1e9,
+                     "in_cache_seconds": cached}
+    both = out["gather_dot"]["in_cache_seconds"] + out["scatter"]["in_cache_seconds"]
+    out["dot_and_scatter_fraction"] = read_seconds / both
+    return out
+
+
 def _numpy_read(arrays):
     for a in arrays:
         np.add.reduce(a, dtype=a.dtype)
 
 
-def _kernel_entries(problems, best, bounds):
-    """Per kernel: time, rows/s, GB/s and its fractions of the read and the best pass."""
+def _kernel_entries(problems, y, best, bounds, l2, repeat):
+    """Per kernel: time, rows/s, GB/s, fractions of the read and best pass, in-cache time."""
     best_pass = max(bounds.values())
     kernels = {}
-    for layout, (X, _) in problems.items():
+    for layout, (X, w) in problems.items():
+        n = X.shape[0]
         nbytes = sum(a.nbytes for a in streamed_arrays(X))
         read = nbytes / best["read", layout] / 1e9
+        grad = np.zeros(X.shape[1])
         for model in MODELS:
             seconds, ref_seconds = best[model, layout], best[model, layout, "ref"]
             gbps = nbytes / seconds / 1e9
+            first_rows = partial(loss_grad, model, X, y[:n], w, 0)
+            cached = in_cache_seconds(lambda m, f=first_rows, g=grad: f(m, g), (n, nbytes / n),
+                                      l2, repeat)
             kernels[f"{model}/{layout}"] = {
-                "seconds": seconds, "rows_per_s": X.shape[0] / seconds,
+                "seconds": seconds, "rows_per_s": n / seconds,
                 "gbytes_per_s": gbps, "read_gbytes_per_s": read, "bandwidth_fraction": gbps / read,
                 "single_pass_fraction": gbps / best_pass,
+                "in_cache_seconds": cached, "compute_bound_fraction": best["read", layout] / cached,
                 "reference_seconds": ref_seconds, "speedup": ref_seconds / seconds}
     return kernels
 
@@ -278,21 +377,24 @@ def run(rows, cols, repeat):
     bounds = {name + "_gbytes_per_s": dense64.nbytes / best[name] / 1e9
               for name in ("X@w", "X.T@r", "numba_sum", "numba_dots")}
     bounds["numpy_read_gbytes_per_s"] = dense64.nbytes / best["read", "dense64"] / 1e9
-    kernels = _kernel_entries(problems, best, bounds)
+    l2 = l2_bytes()
+    kernels = _kernel_entries(problems, y, best, bounds, l2, repeat)
+    csr = problems["csr"][0]
+    ceilings = csr_ceilings(csr, problems["csr"][1], best["read", "csr"], l2, repeat)
     import_s, first_s, first_median_s = first_call_seconds()
     # Numba's first use of its CPU target imports scipy.linalg (its BLAS check): a worker
     # has already paid for that through mpigc.coding, so the kernels' own share is this
     worker_first_s = first_call_seconds(["worker"])[1]
-    csr = problems["csr"][0]
     return {
         "cols": cols, "repeat": repeat,
-        "last_level_cache_bytes": llc, "available_memory_bytes": available,
+        "last_level_cache_bytes": llc, "l2_bytes": l2, "available_memory_bytes": available,
         "memory_limited": limited,
         "layouts": {k: {"rows": X.shape[0], "bytes": sum(a.nbytes for a in streamed_arrays(X))}
                     for k, (X, _) in problems.items()},
         "csr_shape": list(csr.shape), "csr_nnz": int(csr.nnz),
         "dense64_single_pass_bounds": bounds,
         "kernels": kernels,
+        "csr_ceilings": ceilings,
         "cached_import_s": import_s,
         "cached_first_call_s": first_s,
         "cached_first_call_median_s": first_median_s,
@@ -307,12 +409,19 @@ def _table(result):
              + ("; shrunk to fit in memory" if result["memory_limited"] else "")
              + f"; best of {result['repeat']}",
              (f"{'kernel':<18}{'seconds':>9}{'Mrows/s':>9}{'GB/s':>7}{'read':>7}{'bw frac':>8}"
-              f"{'pass frac':>10}{'ref s':>9}{'speedup':>8}")]
+              f"{'pass frac':>10}{'in-cache s':>11}{'cpu frac':>9}{'ref s':>9}{'speedup':>8}")]
     for name, e in result["kernels"].items():
         lines.append(f"{name:<18}{e['seconds']:>9.4f}{e['rows_per_s'] / 1e6:>9.1f}"
                      f"{e['gbytes_per_s']:>7.2f}{e['read_gbytes_per_s']:>7.2f}"
                      f"{e['bandwidth_fraction']:>8.2f}{e['single_pass_fraction']:>10.2f}"
+                     f"{e['in_cache_seconds']:>11.4f}{e['compute_bound_fraction']:>9.2f}"
                      f"{e['reference_seconds']:>9.4f}{e['speedup']:>8.2f}")
+    c = result["csr_ceilings"]
+    lines.append(f"CSR ceilings, ms from memory / in cache: NumPy read "
+                 f"{c['numpy_read_gbytes_per_s']:.2f} GB/s; " + ", ".join(
+                     f"{k} {c[k]['seconds'] * 1e3:.1f} / {c[k]['in_cache_seconds'] * 1e3:.1f}"
+                     for k in ("read", "gather_dot", "scatter"))
+                 + f"; dot and scatter allow bw frac {c['dot_and_scatter_fraction']:.2f}")
     lines.append("single passes over dense64 (GB/s): " + ", ".join(
         f"{k[:-len('_gbytes_per_s')]} {v:.2f}"
         for k, v in result["dense64_single_pass_bounds"].items()))
