@@ -189,15 +189,27 @@ class Comm:
         """Nonblocking test of the request of :meth:`post_next_iteration`."""
         return _test(self._next[0])
 
+    def _arrive(self):
+        # Before a set-up collective: wait for every rank in a sleeping poll (Ibarrier).
+        # Ranks blocked in a collective poll MPI at full speed; with more ranks than cores
+        # the 8 that wait (for rank 0's index of a file, for a Lanczos product) take the
+        # cores from the ranks that compute.
+        request = self.comm.Ibarrier()
+        backoff = Backoff()
+        while not _test(request):
+            backoff.wait()
+
     @_guarded
     def bcast(self, array):
         """Blocking ``Bcast`` of a NumPy array from rank 0 (in place)."""
+        self._arrive()
         self.comm.Bcast(array, root=0)
         return array
 
     @_guarded
     def bcast_object(self, obj):
         """A picklable object from rank 0 to every rank (``obj`` is read on rank 0 only)."""
+        self._arrive()
         return self.comm.bcast(obj, root=0)
 
     @_guarded
@@ -211,6 +223,7 @@ class Comm:
     def reduce_sum(self, array):
         """Element-wise sum over all ranks, on rank 0 (None elsewhere)."""
         out = np.empty_like(array) if self.rank == 0 else None
+        self._arrive()
         self.comm.Reduce(array, out, op=MPI.SUM, root=0)
         return out
 
@@ -245,6 +258,7 @@ class Comm:
         Each rank passes what its own checks found (e.g. a bad row in the data it read);
         every rank gets the same answer, so all of them can stop together.
         """
+        self._arrive()
         for message in self.comm.allgather(error):
             if message is not None:
                 return message
