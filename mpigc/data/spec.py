@@ -74,15 +74,19 @@ def parse_data_spec(spec: str | None, model: str | None = None, comm: Comm | Non
     if comm is not None and comm.size > 1:
         # every rank checks that it sees the files (a few metadata calls, agreed), rank 0
         # alone reads them
-        error = None
+        error, kinds = None, []
         try:
-            _check_spec(spec, compressed)
+            kinds = _check_spec(spec, compressed)
         except UsageError as exc:
             error = str(exc)
         error = comm.agree(error)
         if error is not None:
             raise UsageError(error)
-        return _shared(comm, lambda: parse_data_spec(spec, model, compressed=compressed))
+        # while rank 0 indexes an svmlight file (one core busy), the others import what
+        # their CSR rows will need
+        meanwhile = _import_sparse if "svmlight" in kinds else None
+        return _shared(comm, lambda: parse_data_spec(spec, model, compressed=compressed),
+                       meanwhile)
     if spec is None:
         return SyntheticSource(**DEFAULT, model=model or "logistic")
     spec = str(spec).strip()
@@ -94,21 +98,30 @@ def parse_data_spec(spec: str | None, model: str | None = None, comm: Comm | Non
 
 
 def _check_spec(spec, compressed):
-    """The checks of a spec that need no file's contents (names, existence, options)."""
+    """The checks of a spec that need no file's contents (names, existence, options);
+    returns the kinds of its files (none for the synthetic problem).
+    """
     if spec is None:
-        return
+        return []
     spec = str(spec).strip()
     if spec == "synthetic" or spec.startswith("synthetic:"):
         _synthetic(spec.partition(":")[2], None)
-        return
+        return []
     paths, options = _split_options(spec)
-    for path in _expand(paths):
-        _check_path(path, compressed)
+    return [_check_path(path, compressed) for path in _expand(paths)]
 
 
-def _shared(comm, make):
-    """``make()`` on rank 0, its result (or its UsageError) on every rank."""
+def _import_sparse():
+    import scipy.sparse  # noqa: F401
+
+
+def _shared(comm, make, meanwhile=None):
+    """``make()`` on rank 0, its result (or its UsageError) on every rank; the other
+    ranks call ``meanwhile()`` first, if given.
+    """
     result = None
+    if comm.rank != 0 and meanwhile is not None:
+        meanwhile()
     if comm.rank == 0:
         try:
             result = ("ok", make())
