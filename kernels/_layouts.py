@@ -2,8 +2,8 @@
 
 A rank that loads the ahead-of-time module (:mod:`mpigc.kernels._aot`) never imports
 Numba, so what ``loss_grad`` needs to validate a call and pick its entry point lives
-here. ``MODEL_CODES`` repeats ``_loops.LOGISTIC`` and ``_loops.LINEAR`` (a test checks
-that they agree).
+here. ``MODEL_CODES`` repeats ``_loops.LOGISTIC`` and ``_loops.LINEAR`` on purpose (a
+test checks that they agree): Numba's cache notices changes to _loops.py only.
 """
 
 import numpy as np
@@ -12,7 +12,7 @@ MODEL_CODES = {"logistic": 0, "linear": 1}
 DENSE_DTYPES = ("float64", "float32")
 INDEX_DTYPES = ("int32", "int64")
 
-# Every layout key, in the order of _compile.SPECIALISATIONS.
+# Every layout key (kernels._compile.SPECIALISATIONS is built from it, in this order).
 KEYS = ([("dense", dt) for dt in DENSE_DTYPES]
         + [("csr", dt, it) for dt in DENSE_DTYPES for it in INDEX_DTYPES])
 

@@ -36,12 +36,13 @@ def test_bench_json_fields(capsys, monkeypatch):
     assert result["layouts"]["csr"] == {"rows": 64, "bytes": 64 * bench.CSR_ROW_NNZ * 12}
     assert result["layouts"]["dense32"] == {"rows": 64, "bytes": 64 * 4 * 4}
     assert 0 < result["cached_first_call_s"] < 60
+    assert result["cached_first_call_path"] in {"aot", "numba"}
 
 
 @pytest.mark.timeout(120)
 def test_bench_default_sizes(monkeypatch):
     # the default path: each layout its own row count, from the cache size and a floor
-    monkeypatch.setattr(bench, "first_call_seconds", lambda *a, **k: (0.0, 0.0, 0.0))
+    monkeypatch.setattr(bench, "first_call_seconds", lambda *a, **k: (0.0, 0.0, 0.0, "numba"))
     monkeypatch.setattr(bench, "last_level_cache_bytes", lambda: 512)
     monkeypatch.setattr(bench, "MIN_MATRIX_BYTES", 1024)
     result = bench.run(None, 4, 1)

@@ -27,7 +27,6 @@ import json
 import os
 import shlex
 import statistics
-import subprocess
 import sys
 import time
 
@@ -175,9 +174,9 @@ def _job(n, cases, pairs, block):
     cmd = shlex.split(runner.default_launcher().format(n=n + 1)) + [
         sys.executable, "-m", "mpigc", "bench", "decode", "--cases", text,
         "--pairs", str(pairs), "--block", str(block), "--json"]
-    try:
-        out = subprocess.run(cmd, capture_output=True, text=True, timeout=JOB_TIMEOUT)
-    except subprocess.TimeoutExpired:
+    try:  # runner.run kills every rank of the job at the timeout or an interrupt
+        out = runner.run(cmd, JOB_TIMEOUT, check=False)
+    except runner.JobFailed:
         raise SystemExit(f"mpigc bench decode: the job of N = {n} timed out after "
                          f"{JOB_TIMEOUT} s") from None
     if out.returncode != 0:

@@ -32,9 +32,10 @@ is the read's time over the in-cache dot plus scatter, the bound on its
 ``bandwidth_fraction``.
 
 ``cached_first_call_s`` is the first ``loss_grad`` call of a fresh interpreter whose Numba
-cache is warm, after it imported NumPy, scipy.sparse and ``mpigc.kernels`` as a worker does
-(their import time is reported separately), and again with scipy.linalg loaded too (as it
-is in a worker, through mpigc.coding).
+cache is warm (``cached_first_call_path``: "aot" when it loaded the ahead-of-time module
+of ``mpigc warmup`` instead, "numba" otherwise), after it imported NumPy, scipy.sparse
+and ``mpigc.kernels`` as a worker does (their import time is reported separately), and
+again with scipy.linalg loaded too (as it is in a worker, through mpigc.coding).
 """
 
 import glob
@@ -77,7 +78,7 @@ X = np.ones((8, 4)); y = np.ones(8); w = np.zeros(4); g = np.zeros(4)
 t2 = time.perf_counter()
 loss_grad("logistic", X, y, w, 0, 8, g)
 t3 = time.perf_counter()
-print(t1 - t0, t3 - t2)
+print(t1 - t0, t3 - t2, int('numba' in sys.modules))
 """
 
 
@@ -255,8 +256,10 @@ def reference(model, X, y, w):
 def first_call_seconds(extra=(), tries=5):
     """Import and first-call seconds in ``tries`` fresh interpreters with a warm cache.
 
-    Returns (best import, best first call, median first call): the first call is almost
-    all Numba's own CPU-target set-up, CPU-bound and as noisy as the machine.
+    Returns (best import, best first call, median first call, path): ``path`` is "aot"
+    when no run imported Numba (the ahead-of-time module was loaded), else "numba"; on
+    the Numba path the first call is almost all Numba's own CPU-target set-up, CPU-bound
+    and as noisy as the machine.
     """
     runs = []
     for _ in range(tries):
@@ -264,7 +267,8 @@ def first_call_seconds(extra=(), tries=5):
                              capture_output=True, text=True, timeout=120, check=True)
         runs.append([float(v) for v in out.stdout.split()])
     first = [r[1] for r in runs]
-    return min(r[0] for r in runs), min(first), float(np.median(first))
+    path = "numba" if any(r[2] for r in runs) else "aot"
+    return min(r[0] for r in runs), min(first), float(np.median(first)), path
 
 
 def _timed_calls(problems, y):
@@ -286,15 +290,17 @@ def _timed_calls(problems, y):
     return timed
 
 
-def in_cache_seconds(fn, nbytes, l2, repeat):
-    """Seconds of ``fn(m)`` (a pass over its first ``m`` rows) per pass over all ``rows``.
+def in_cache_seconds(fn, shape, l2, repeat):
+    """Seconds of ``fn(m)`` (a pass over its first ``m`` rows) per pass over all rows.
+
+    ``shape`` is ``(rows, row_bytes)`` of the whole matrix.
 
     ``fn`` is called over and over on rows that fill ``IN_CACHE_SHARE`` of L2, for as many
     bytes as the whole matrix holds, best of ``repeat``: the whole matrix's arithmetic
     with no wait on memory (plus a microsecond of Python per call).
     """
-    rows, row_bytes_ = nbytes
-    m = max(1, min(rows, int(IN_CACHE_SHARE * l2 // row_bytes_)))
+    rows, row_bytes = shape
+    m = max(1, min(rows, int(IN_CACHE_SHARE * l2 // row_bytes)))
     calls = max(1, rows // m)
     fn(m)
     best = float("inf")
@@ -381,7 +387,7 @@ def run(rows, cols, repeat):
     kernels = _kernel_entries(problems, y, best, bounds, l2, repeat)
     csr = problems["csr"][0]
     ceilings = csr_ceilings(csr, problems["csr"][1], best["read", "csr"], l2, repeat)
-    import_s, first_s, first_median_s = first_call_seconds()
+    import_s, first_s, first_median_s, first_path = first_call_seconds()
     # Numba's first use of its CPU target imports scipy.linalg (its BLAS check): a worker
     # has already paid for that through mpigc.coding, so the kernels' own share is this
     worker_first_s = first_call_seconds(["worker"])[1]
@@ -398,6 +404,7 @@ def run(rows, cols, repeat):
         "cached_import_s": import_s,
         "cached_first_call_s": first_s,
         "cached_first_call_median_s": first_median_s,
+        "cached_first_call_path": first_path,
         "cached_first_call_scipy_linalg_loaded_s": worker_first_s,
     }
 

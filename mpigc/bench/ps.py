@@ -30,7 +30,6 @@ worker k mod N (MPI keeps the order of one sender).
 import json
 import shlex
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -224,10 +223,10 @@ def main(args):
         cmd = shlex.split(runner.default_launcher().format(n=2)) + [
             sys.executable, "-m", "mpigc", "bench", "ps", "--cases",
             ",".join(f"{n}:{d}:{ell}" for n, d, ell in cases), "--repeat", str(args.repeat)]
-        try:
-            out = subprocess.run(cmd + (["--json"] if args.json else []), capture_output=True,
-                                 text=True, timeout=BENCH_TIMEOUT)
-        except subprocess.TimeoutExpired:
+        try:  # runner.run kills every rank of the job at the timeout or an interrupt
+            out = runner.run(cmd + (["--json"] if args.json else []), BENCH_TIMEOUT,
+                             check=False)
+        except runner.JobFailed:
             raise SystemExit(f"mpigc bench ps: timed out after {BENCH_TIMEOUT} s") from None
         sys.stdout.write(out.stdout)
         sys.stderr.write(out.stderr)
