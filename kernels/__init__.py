@@ -91,6 +91,11 @@ def loss_grad(model, X, y, w, start, stop, grad, fit_intercept=False):
     ------
     UsageError
         Unknown model, unsupported layout or dtype, shapes that disagree, bad row range.
+
+    Notes
+    -----
+    The Numba-compiled loops release the GIL; the ahead-of-time module's wrappers
+    (numba.pycc) hold it, so threads calling ``loss_grad`` take turns there.
     """
     code = MODEL_CODES.get(model)
     if code is None:

@@ -47,6 +47,11 @@ _CPU_FIELDS = {b"vendor_id", b"cpu family", b"model", b"model name", b"stepping"
                b"CPU implementer", b"CPU architecture", b"CPU variant", b"CPU part",
                b"Features"}
 _SUFFIX = importlib.machinery.EXTENSION_SUFFIXES[0]
+# Numba's settings that change the machine code it generates: part of the key, so that a
+# warmup run with debug settings never leaves its code to a production run
+_CODEGEN_ENV = ("NUMBA_OPT", "NUMBA_BOUNDSCHECK", "NUMBA_CPU_NAME", "NUMBA_CPU_FEATURES",
+                "NUMBA_LOOP_VECTORIZE", "NUMBA_SLP_VECTORIZE", "NUMBA_ENABLE_AVX",
+                "NUMBA_FASTMATH", "NUMBA_DEBUGINFO")
 _loaded = []  # [the module or None], decided once per process
 
 
@@ -77,7 +82,9 @@ def _package_version(name):
     try:
         return Path(spec.origin).with_name("_version.py").read_bytes()
     except OSError:
-        return b"unknown"
+        from importlib.metadata import version  # not on the usual path: ~10 ms to import
+
+        return version(name).encode()
 
 
 def key(sources=SOURCES, cpu=None):
@@ -88,7 +95,8 @@ def key(sources=SOURCES, cpu=None):
     h = hashlib.sha256(b"mpigc-aot 1\0")
     for part in ([p.read_bytes() for p in sources]
                  + [_package_version("numba"), _package_version("llvmlite"),
-                    np.__version__.encode(), sys.version.encode(), _SUFFIX.encode(), cpu]):
+                    np.__version__.encode(), sys.version.encode(), _SUFFIX.encode(), cpu,
+                    repr([os.environ.get(k) for k in _CODEGEN_ENV]).encode()]):
         h.update(len(part).to_bytes(8, "little"))
         h.update(part)
     return h.hexdigest()[:32]
@@ -114,12 +122,13 @@ def module_path():
 def _import(found):
     if found is None or not os.path.exists(found[1]):
         return None
-    spec = importlib.util.spec_from_file_location(*found)
-    module = importlib.util.module_from_spec(spec)
-    try:
+    try:  # module_from_spec is where an extension is dlopen'ed
+        spec = importlib.util.spec_from_file_location(*found)
+        module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
-    except ImportError:
-        return None  # unreadable or truncated: the Numba path is as correct, only slower
+    except (ImportError, OSError):
+        # unreadable, truncated, or on a noexec mount: the Numba path is as correct
+        return None
     return module
 
 
@@ -169,8 +178,6 @@ def build():
     if found is None:
         raise Unavailable("this CPU has no /proc/cpuinfo to key the module by")
     name, path = found
-    if os.path.exists(path):
-        return path, False
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # pycc's pending-deprecation notice
         try:
@@ -179,24 +186,48 @@ def build():
             raise Unavailable(f"numba.pycc cannot be imported ({exc})") from None
     from ._compile import cache_lock
 
-    os.makedirs(directory(), exist_ok=True)
-    with cache_lock():
-        if os.path.exists(path):  # another process built it meanwhile
+    try:
+        if _usable(found):
             return path, False
-        with tempfile.TemporaryDirectory(dir=directory()) as tmp:
-            try:
-                cc = CC(name)  # checks for a C compiler first
-            except Exception as exc:  # noqa: BLE001 (RuntimeError or setuptools' errors)
-                raise Unavailable(f"no working C compiler for numba.pycc "
-                                  f"({type(exc).__name__})") from None
-            cc.output_dir, cc.output_file, cc.target_cpu = tmp, os.path.basename(path), "host"
-            for export, (dispatcher, signature) in exports().items():
-                dispatcher.compile(signature)  # the JIT's result type (from its cache)
-                result = dispatcher.overloads[tuple(signature)].signature.return_type
-                cc.export(export, result(*signature))(_forwarder(dispatcher, len(signature)))
-            try:
-                cc.compile()
-            except Exception as exc:  # noqa: BLE001 (the compiler's, linker's, file system's)
-                raise Unavailable(f"numba.pycc failed: {type(exc).__name__}: {exc}") from None
-            os.replace(os.path.join(tmp, os.path.basename(path)), path)  # atomic for readers
+        os.makedirs(directory(), exist_ok=True)
+        with cache_lock():
+            if _usable(found):  # another process built it meanwhile
+                return path, False
+            _compile_into(CC, name, path)
+        if _import(found) is None:
+            os.remove(path)
+            raise Unavailable(f"the module built in {directory()} cannot be loaded (a "
+                              f"noexec file system?)")
+    except OSError as exc:
+        raise Unavailable(f"cannot write {directory()}: {exc.strerror or exc}") from None
     return path, True
+
+
+def _usable(found):
+    # a file there that does not load (truncated by a killed build, copied from elsewhere)
+    # is removed, so that it is built again
+    if not os.path.exists(found[1]):
+        return False
+    if _import(found) is not None:
+        return True
+    os.remove(found[1])
+    return False
+
+
+def _compile_into(CC, name, path):
+    with tempfile.TemporaryDirectory(prefix=".tmp.", dir=directory()) as tmp:
+        try:
+            cc = CC(name)  # checks for a C compiler first
+        except Exception as exc:  # noqa: BLE001 (RuntimeError or setuptools' errors)
+            raise Unavailable(f"no working C compiler for numba.pycc "
+                              f"({type(exc).__name__})") from None
+        cc.output_dir, cc.output_file, cc.target_cpu = tmp, os.path.basename(path), "host"
+        for export, (dispatcher, signature) in exports().items():
+            dispatcher.compile(signature)  # the JIT's result type (from its cache)
+            result = dispatcher.overloads[tuple(signature)].signature.return_type
+            cc.export(export, result(*signature))(_forwarder(dispatcher, len(signature)))
+        try:
+            cc.compile()
+        except Exception as exc:  # noqa: BLE001 (the compiler's, linker's, file system's)
+            raise Unavailable(f"numba.pycc failed: {type(exc).__name__}: {exc}") from None
+        os.replace(os.path.join(tmp, os.path.basename(path)), path)  # atomic for readers

@@ -93,12 +93,27 @@ def test_the_key_follows_sources_and_cpu(tmp_path):
     assert _aot.key(copies, cpu) != base
 
 
+def test_the_key_follows_numba_codegen_settings(monkeypatch):
+    base = _aot.key()
+    monkeypatch.setenv("NUMBA_BOUNDSCHECK", "1")
+    assert _aot.key() != base
+    monkeypatch.delenv("NUMBA_BOUNDSCHECK")
+    monkeypatch.setenv("NUMBA_NUM_THREADS", "1")  # no effect on the code: same module
+    assert _aot.key() == base
+
+
 def test_absent_or_foreign_module_falls_back_to_numba(aot, tmp_path, monkeypatch):
     name, path = _aot.module_path()
     # a module of another key (another CPU, older sources) is in the directory: not loaded
     shutil.copy(path, tmp_path / ("mpigc_aot_" + "0" * 32 + _aot._SUFFIX))
     monkeypatch.setattr(_aot, "directory", lambda: str(tmp_path))
     assert _aot._import(_aot.module_path()) is None
+    # a file of this key that does not load (truncated; or a noexec mount): not loaded,
+    # and removed by the next build, so that it is built again
+    (tmp_path / (name + _aot._SUFFIX)).write_bytes(b"\x7fELF truncated")
+    assert _aot._import(_aot.module_path()) is None
+    assert not _aot._usable(_aot.module_path())
+    assert not (tmp_path / (name + _aot._SUFFIX)).exists()
     # nor without a CPU identity
     monkeypatch.setattr(_aot, "cpu_identity", lambda: None)
     assert _aot.module_path() is None and _aot._import(None) is None
@@ -112,6 +127,14 @@ def test_absent_or_foreign_module_falls_back_to_numba(aot, tmp_path, monkeypatch
     assert kernels._entry_points[("dense", "float64")] is \
         _compile.compile_keys([("dense", "float64")])[0][("dense", "float64")]
     assert svmlight.compiled()["index_block"] is svmlight.jit_loops()["index_block"]
+
+
+def test_an_unwritable_directory_is_one_line_not_a_traceback(tmp_path, monkeypatch):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    monkeypatch.setattr(_aot, "directory", lambda: str(blocker / "mpigc-aot"))
+    with pytest.raises(_aot.Unavailable, match="cannot write .*file/mpigc-aot"):
+        _aot.build()
 
 
 def _ranks_imports(out, data):

@@ -190,7 +190,7 @@ class Comm:
         return _test(self._next[0])
 
     def _arrive(self):
-        # Before a set-up collective: wait for every rank in a sleeping poll (Ibarrier).
+        # Before a blocking collective: wait for every rank in a sleeping poll (Ibarrier).
         # Ranks blocked in a collective poll MPI at full speed; with more ranks than cores
         # the 8 that wait (for rank 0's index of a file, for a Lanczos product) take the
         # cores from the ranks that compute.

@@ -100,7 +100,7 @@ class ChunkData:
 
         The gradient of the linear loss at targets 0 is ``X^T X v``: the fused kernel reads
         each row once, in place, where ``X_j.T @ (X_j @ v)`` copied the chunk's rows and
-        read them twice (at d = 50 000 the products dominated the start-up).
+        read them twice.
         """
         out = np.zeros_like(v)
         zeros = np.zeros(self.X.shape[0])
