@@ -189,21 +189,24 @@ class Comm:
         """Nonblocking test of the request of :meth:`post_next_iteration`."""
         return _test(self._next[0])
 
-    def _arrive(self):
-        # Before a blocking collective: wait for every rank in a sleeping poll (Ibarrier).
+    @staticmethod
+    def _wait(request):
         # Ranks blocked in a collective poll MPI at full speed; with more ranks than cores
         # the 8 that wait (for rank 0's index of a file, for a Lanczos product) take the
-        # cores from the ranks that compute.
-        request = self.comm.Ibarrier()
+        # cores from the ranks that compute. So the set-up collectives are nonblocking
+        # (flat trees when oversubscribed: runtime/launch.py), waited for in a sleeping poll.
         backoff = Backoff()
         while not _test(request):
             backoff.wait()
 
+    def _arrive(self):
+        # Before a blocking collective that has no nonblocking form here (pickled objects)
+        self._wait(self.comm.Ibarrier())
+
     @_guarded
     def bcast(self, array):
-        """Blocking ``Bcast`` of a NumPy array from rank 0 (in place)."""
-        self._arrive()
-        self.comm.Bcast(array, root=0)
+        """``Bcast`` of a NumPy array from rank 0 (in place); returns when it is done."""
+        self._wait(self.comm.Ibcast(array, root=0))
         return array
 
     @_guarded
@@ -223,8 +226,7 @@ class Comm:
     def reduce_sum(self, array):
         """Element-wise sum over all ranks, on rank 0 (None elsewhere)."""
         out = np.empty_like(array) if self.rank == 0 else None
-        self._arrive()
-        self.comm.Reduce(array, out, op=MPI.SUM, root=0)
+        self._wait(self.comm.Ireduce(array, out, op=MPI.SUM, root=0))
         return out
 
     @_guarded

@@ -127,12 +127,12 @@ def _check_sizes(comm, source, protocol, bounds, cfg):
 
 
 def _abort(comm):
-    traceback.print_exc()
-    sys.stderr.write(f"mpigc: rank {comm.rank} failed: aborting the job\n")
-    sys.stderr.flush()
     # MPI_Abort makes the launcher kill every process, the forwarders of our output too:
-    # give them a moment to pass the traceback on (once, in a full test run under load, a
-    # crashed worker's job ended with an empty stderr)
+    # the traceback goes out in one write (the forwarder reads it whole, not line by line)
+    # and they get a moment to pass it on (once, in a full test run under load, a crashed
+    # worker's job ended with an empty stderr)
+    sys.stderr.write(f"{traceback.format_exc()}mpigc: rank {comm.rank} failed: aborting the job\n")
+    sys.stderr.flush()
     time.sleep(0.2)
     comm.abort(1)
 

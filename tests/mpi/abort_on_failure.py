@@ -6,6 +6,7 @@ wait for it in a collective are killed instead of waiting forever.
 """
 
 import sys
+import time
 import traceback
 
 
@@ -21,9 +22,12 @@ def run(body):
     try:
         body(comm)
     except BaseException:  # noqa: BLE001 - any failure must end the job
-        traceback.print_exc()
-        sys.stderr.write(f"rank {comm.rank} failed: aborting the job\n")
+        # one write, then a moment for the launcher to forward it before MPI_Abort kills
+        # the forwarders too (as mpigc.runtime.train does; under load a traceback printed
+        # line by line arrived cut after its second line)
+        sys.stderr.write(f"{traceback.format_exc()}rank {comm.rank} failed: aborting the job\n")
         sys.stderr.flush()
+        time.sleep(0.2)
         Comm(comm).abort(1)
     comm.Barrier()
     if comm.rank == 0:
