@@ -21,6 +21,7 @@ import os
 import signal
 import sys
 import time
+import traceback
 
 import numpy as np
 from mpi4py import MPI
@@ -67,12 +68,12 @@ def _guarded(method):
         try:
             return method(*args, **kwargs)
         except MPI.Exception as exc:
-            if ULFM and exc.Get_error_class() in _FAILURE_CLASSES:
+            cls = exc.Get_error_class()
+            if ULFM and cls in _FAILURE_CLASSES:
                 raise ProcessFailure(str(exc)) from None
             # Open MPI's nonblocking collectives (libnbc) report a revoke met inside their
             # schedule as MPI_ERR_OTHER: on a revoked communicator it is the same failure
-            if (ULFM and exc.Get_error_class() == MPI.ERR_OTHER and args
-                    and getattr(args[0], "fault_tolerant", False) and _revoked(args[0])):
+            if ULFM and cls == MPI.ERR_OTHER and args and _revoked(args[0]):
                 raise ProcessFailure(str(exc)) from None
             raise
     call.__name__, call.__doc__ = method.__name__, method.__doc__
@@ -169,9 +170,7 @@ class Comm:
         else:
             # Workers wait here while the PS decodes and logs: a blocking Bcast would poll
             # MPI at full speed and, with more ranks than cores, take the PS's core.
-            backoff = Backoff()
-            while not _test(request):
-                backoff.wait()
+            self.wait_polling(request)
         return int(buf[0]), Command(int(buf[1])), buf[2:]
 
     @_guarded
@@ -190,23 +189,28 @@ class Comm:
         return _test(self._next[0])
 
     @staticmethod
-    def _wait(request):
-        # Ranks blocked in a collective poll MPI at full speed; with more ranks than cores
-        # the 8 that wait (for rank 0's index of a file, for a Lanczos product) take the
-        # cores from the ranks that compute. So the set-up collectives are nonblocking
-        # (flat trees when oversubscribed: runtime/launch.py), waited for in a sleeping poll.
-        backoff = Backoff()
+    @_guarded
+    def wait_polling(request, longest=None):
+        """Wait for ``request`` in a sleeping poll (:class:`~mpigc.runtime.poll.Backoff`,
+        its sleeps capped at ``longest`` seconds if given).
+
+        Ranks blocked in MPI poll at full speed; with more ranks than cores the ones that
+        wait (for rank 0's index of a file, for a Lanczos product, for the decode) take
+        the cores from the ranks that compute. So the set-up collectives are nonblocking
+        (flat trees when oversubscribed: runtime/launch.py) and waited for here.
+        """
+        backoff = Backoff() if longest is None else Backoff(longest=longest)
         while not _test(request):
             backoff.wait()
 
     def _arrive(self):
         # Before a blocking collective that has no nonblocking form here (pickled objects)
-        self._wait(self.comm.Ibarrier())
+        self.wait_polling(self.comm.Ibarrier())
 
     @_guarded
     def bcast(self, array):
         """``Bcast`` of a NumPy array from rank 0 (in place); returns when it is done."""
-        self._wait(self.comm.Ibcast(array, root=0))
+        self.wait_polling(self.comm.Ibcast(array, root=0))
         return array
 
     @_guarded
@@ -226,7 +230,7 @@ class Comm:
     def reduce_sum(self, array):
         """Element-wise sum over all ranks, on rank 0 (None elsewhere)."""
         out = np.empty_like(array) if self.rank == 0 else None
-        self._wait(self.comm.Ireduce(array, out, op=MPI.SUM, root=0))
+        self.wait_polling(self.comm.Ireduce(array, out, op=MPI.SUM, root=0))
         return out
 
     @_guarded
@@ -251,6 +255,7 @@ class Comm:
     @_guarded
     def allgather(self, obj):
         """Small Python objects from every rank, in rank order."""
+        self._arrive()
         return self.comm.allgather(obj)
 
     @_guarded
@@ -260,8 +265,7 @@ class Comm:
         Each rank passes what its own checks found (e.g. a bad row in the data it read);
         every rank gets the same answer, so all of them can stop together.
         """
-        self._arrive()
-        for message in self.comm.allgather(error):
+        for message in self.allgather(error):
             if message is not None:
                 return message
         return None
@@ -464,6 +468,18 @@ class Comm:
             # others went on waiting for it); its launcher ends the whole job on SIGTERM.
             _stop_launcher()
         self.comm.Abort(code)
+
+    def abort_on_exception(self, code=1):
+        """In an ``except`` block: report the exception on stderr, then :meth:`abort`."""
+        # MPI_Abort makes the launcher kill every process, the forwarders of our output
+        # too: the traceback goes out in one write (the forwarder reads it whole, not line
+        # by line) and they get a moment to pass it on (under load, a crashed worker's job
+        # once ended with an empty stderr, another with its traceback cut)
+        sys.stderr.write(f"{traceback.format_exc()}mpigc: rank {self.rank} failed: "
+                         f"aborting the job\n")
+        sys.stderr.flush()
+        time.sleep(0.2)
+        self.abort(code)
 
 
 def _test(request):

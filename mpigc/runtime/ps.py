@@ -309,9 +309,7 @@ class ReducedDecode:
         """Wait for the reduction; the decoded gradient (a new array of length d: every
         reduction has an output buffer of its own, so no copy).
         """
-        backoff = Backoff(longest=PS_POLL_CAP)
-        while not self.comm.done(self.request):
-            backoff.wait()
+        self.comm.wait_polling(self.request, PS_POLL_CAP)
         self.request = None
         return self.out[:self.d]
 

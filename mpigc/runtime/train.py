@@ -12,9 +12,7 @@ a failing rank never leaves the others waiting. A rank that dies is another matt
 ULFM (:mod:`~mpigc.runtime.loop`): the survivors go on or stop cleanly.
 """
 
-import sys
 import time
-import traceback
 
 import numpy as np
 
@@ -80,13 +78,13 @@ def run(args, comm=None, source=None, keep_history=False):
     try:
         error = job.setup()
     except BaseException:  # noqa: BLE001 - a failing rank must end the job
-        _abort(comm)
+        comm.abort_on_exception()
     if error is not None:
         raise UsageError(error)
     try:
         job.status = job.run() or 0
     except BaseException:  # noqa: BLE001
-        _abort(comm)
+        comm.abort_on_exception()
     return job
 
 
@@ -124,17 +122,6 @@ def _check_sizes(comm, source, protocol, bounds, cfg):
         vectors = len(chunks) + 6
         rows = int(sum(bounds[j + 1] - bounds[j] for j in chunks))
     check_memory(source, vectors, rows, cfg.dtype)
-
-
-def _abort(comm):
-    # MPI_Abort makes the launcher kill every process, the forwarders of our output too:
-    # the traceback goes out in one write (the forwarder reads it whole, not line by line)
-    # and they get a moment to pass it on (once, in a full test run under load, a crashed
-    # worker's job ended with an empty stderr)
-    sys.stderr.write(f"{traceback.format_exc()}mpigc: rank {comm.rank} failed: aborting the job\n")
-    sys.stderr.flush()
-    time.sleep(0.2)
-    comm.abort(1)
 
 
 class Job:

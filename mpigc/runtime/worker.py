@@ -6,6 +6,7 @@ broadcast between blocks and between slices of an injected delay. Injected fault
 (:mod:`mpigc.faults`) act here.
 """
 
+import functools
 import math
 import time
 
@@ -103,11 +104,15 @@ class ChunkData:
         read them twice.
         """
         out = np.zeros_like(v)
-        zeros = np.zeros(self.X.shape[0])
         for j in chunks:
             a, b = self.local[j]
-            kernels.loss_grad("linear", self.X, zeros, v, a, b, out)
+            kernels.loss_grad("linear", self.X, self._zero_targets, v, a, b, out)
         return out
+
+    @functools.cached_property
+    def _zero_targets(self):
+        # the targets of gram_apply, allocated once for its ~70 products
+        return np.zeros(self.X.shape[0])
 
     def evaluate(self, model, chunks, w):
         """Summed loss and number of correctly classified rows of ``chunks`` at ``w``."""
