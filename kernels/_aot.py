@@ -194,8 +194,7 @@ def build():
             if _usable(found):  # another process built it meanwhile
                 return path, False
             _compile_into(CC, name, path)
-        if _import(found) is None:
-            os.remove(path)
+        if not _usable(found):
             raise Unavailable(f"the module built in {directory()} cannot be loaded (a "
                               f"noexec file system?)")
     except OSError as exc:
@@ -206,11 +205,10 @@ def build():
 def _usable(found):
     # a file there that does not load (truncated by a killed build, copied from elsewhere)
     # is removed, so that it is built again
-    if not os.path.exists(found[1]):
-        return False
     if _import(found) is not None:
         return True
-    os.remove(found[1])
+    if os.path.exists(found[1]):
+        os.remove(found[1])
     return False
 
 

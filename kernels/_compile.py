@@ -72,12 +72,18 @@ def cache_lock():
 
 
 def compile_keys(keys):
-    """Load from the cache, or compile and save, the specialisations named by ``keys``.
+    """Load from the cache, or compile and save, the specialisations named by ``keys``
+    (see :func:`compile_signatures`)."""
+    return compile_signatures({key: SPECIALISATIONS[key] for key in keys})
+
+
+def compile_signatures(specs):
+    """Load from the cache, or compile and save, ``name -> (dispatcher, signature)``.
 
     Returns
     -------
     entry_points : dict
-        Key -> the compiled function, callable from Python without type dispatch (the
+        Name -> the compiled function, callable from Python without type dispatch (the
         caller has checked the argument types).
     compiled : int
         How many had to be compiled (0 when the cache was warm).
@@ -88,9 +94,8 @@ def compile_keys(keys):
     # cache queue only for the cache loads themselves (~15 ms per layout).
     _loops.dense.targetctx.refresh()
     with cache_lock():
-        for key in keys:
-            dispatcher, signature = SPECIALISATIONS[key]
+        for name, (dispatcher, signature) in specs.items():
             misses = sum(dispatcher.stats.cache_misses.values())
-            entry_points[key] = dispatcher.compile(signature)
+            entry_points[name] = dispatcher.compile(signature)
             compiled += sum(dispatcher.stats.cache_misses.values()) > misses
     return entry_points, compiled

@@ -67,7 +67,7 @@ def test_the_parser_matches_the_numba_path(aot, tmp_path, monkeypatch):
     path.write_text("\n".join(lines) + "\n")
     results = []
     for loops in (svmlight.jit_loops(), {n: getattr(aot, n) for n in svmlight.PARSER_LOOPS}):
-        monkeypatch.setattr(svmlight, "_loops", dict(loops, codes=svmlight.compiled()["codes"]))
+        monkeypatch.setattr(svmlight, "_loops", loops)
         index = svmlight.index_file(path)
         parsed = svmlight.parse_text(path.read_bytes(), 700, 400, False, str(path))
         results.append([index.offsets, index.lines, index.colons, index.max_index, *parsed])

@@ -315,7 +315,7 @@ def in_cache_seconds(fn, shape, l2, repeat):
 def csr_ceilings(X, w, read_seconds, l2, repeat):
     """The CSR bounds (see the module docstring): seconds and GB/s of each loop alone."""
     data, indices = X.data, X.indices
-    nbytes = data.nbytes + indices.nbytes
+    nbytes = sum(a.nbytes for a in streamed_arrays(X))
     entry = data.itemsize + indices.itemsize
     grad = np.zeros(X.shape[1])
     loops = {"read": lambda m: numba_csr_read(data[:m], indices[:m]),
@@ -352,9 +352,8 @@ def _kernel_entries(problems, y, best, bounds, l2, repeat):
         for model in MODELS:
             seconds, ref_seconds = best[model, layout], best[model, layout, "ref"]
             gbps = nbytes / seconds / 1e9
-            first_rows = partial(loss_grad, model, X, y[:n], w, 0)
-            cached = in_cache_seconds(lambda m, f=first_rows, g=grad: f(m, g), (n, nbytes / n),
-                                      l2, repeat)
+            first_rows = partial(loss_grad, model, X, y[:n], w, 0, grad=grad)
+            cached = in_cache_seconds(first_rows, (n, nbytes / n), l2, repeat)
             kernels[f"{model}/{layout}"] = {
                 "seconds": seconds, "rows_per_s": n / seconds,
                 "gbytes_per_s": gbps, "read_gbytes_per_s": read, "bandwidth_fraction": gbps / read,

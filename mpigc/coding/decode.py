@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike
 
-from mpigc.errors import require
+from mpigc.errors import UsageError, require
 
 # Workers per group: big enough that one product streams several rows (BLAS at memory
 # speed, a few Python calls per group), small enough that the last group's product, the
@@ -106,7 +106,7 @@ class StreamingDecoder:
         """Worker's row now holds its vector: reduce what became complete."""
         # called once per vector: the check builds its message only when it fails
         if not self.expected[worker] or self.arrived[worker]:
-            require(False, f"worker {worker} is not an outstanding sender of this decode")
+            raise UsageError(f"worker {worker} is not an outstanding sender of this decode")
         self.arrived[worker] = True
         g = worker // self.group
         self.missing[g] -= 1
@@ -116,7 +116,7 @@ class StreamingDecoder:
             # consecutive senders form one product, the first written straight into the
             # group's partial (no temporary: 6-18 % faster in mpigc bench ps, docs/results.md);
             # workers that send nothing are skipped (their rows hold stale data, never read)
-            runs = iter(_runs(self.expected[lo:hi]))
+            runs = _runs(self.expected[lo:hi])  # a zip: an iterator
             a, z = next(runs)
             np.matmul(self.weights[:, lo + a:lo + z], self.vectors[lo + a:lo + z], out=out)
             for a, z in runs:

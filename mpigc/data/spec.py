@@ -82,11 +82,10 @@ def parse_data_spec(spec: str | None, model: str | None = None, comm: Comm | Non
         error = comm.agree(error)
         if error is not None:
             raise UsageError(error)
-        # while rank 0 indexes an svmlight file (one core busy), the others import what
-        # their CSR rows will need
-        meanwhile = _import_sparse if "svmlight" in kinds else None
-        return _shared(comm, lambda: parse_data_spec(spec, model, compressed=compressed),
-                       meanwhile)
+        if comm.rank != 0 and "svmlight" in kinds:
+            # while rank 0 indexes the file (one core busy), import what the CSR rows need
+            import scipy.sparse  # noqa: F401
+        return _shared(comm, lambda: parse_data_spec(spec, model, compressed=compressed))
     if spec is None:
         return SyntheticSource(**DEFAULT, model=model or "logistic")
     spec = str(spec).strip()
@@ -111,17 +110,9 @@ def _check_spec(spec, compressed):
     return [_check_path(path, compressed) for path in _expand(paths)]
 
 
-def _import_sparse():
-    import scipy.sparse  # noqa: F401
-
-
-def _shared(comm, make, meanwhile=None):
-    """``make()`` on rank 0, its result (or its UsageError) on every rank; the other
-    ranks call ``meanwhile()`` first, if given.
-    """
+def _shared(comm, make):
+    """``make()`` on rank 0, its result (or its UsageError) on every rank."""
     result = None
-    if comm.rank != 0 and meanwhile is not None:
-        meanwhile()
     if comm.rank == 0:
         try:
             result = ("ok", make())

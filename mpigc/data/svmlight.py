@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from mpigc.data import _parse_tables
 from mpigc.data.checks import row_of_entry
 from mpigc.data.source import DataSource, stack_rows
 from mpigc.errors import UsageError
@@ -66,31 +67,24 @@ def jit_loops() -> dict[str, Any]:
     """The loops from the Numba cache (compiled into it when cold), under the kernels'
     cache lock (see :mod:`mpigc.kernels._compile`).
     """
-    from mpigc.kernels._compile import cache_lock
+    from mpigc.kernels._compile import compile_signatures
 
-    signatures = parser_signatures()
-    signatures["index_block"][0].targetctx.refresh()   # outside the lock, as for the kernels
-    with cache_lock():
-        return {name: dispatcher.compile(signature)
-                for name, (dispatcher, signature) in signatures.items()}
+    return compile_signatures(parser_signatures())[0]
 
 
 def compiled() -> dict[str, Any]:
     """The compiled loops by name, once per process: from the ahead-of-time module when
-    its key matches (:mod:`mpigc.kernels._aot`), else from the Numba cache; and
-    ``"codes"``: the module with their status codes and tables.
+    its key matches (:mod:`mpigc.kernels._aot`), else from the Numba cache.
 
     Numba is imported here, not with this module, and only on the Numba path: a rank that
     reads no svmlight file, or has the ahead-of-time module, never loads it.
     """
     if not _loops:
-        from mpigc.data import _parse_tables
         from mpigc.kernels import _aot
 
         module = _aot.load()
         _loops.update(jit_loops() if module is None
                       else {name: getattr(module, name) for name in PARSER_LOOPS})
-        _loops["codes"] = _parse_tables
     return _loops
 
 
@@ -268,7 +262,7 @@ def parse_text(text: bytes, n_rows: int, n_features: int | None, zero_based: boo
         The first bad row: naming its line and the problem.
     """
     loops = compiled()
-    parse_block, codes = loops["parse_block"], loops["codes"]
+    parse_block, codes = loops["parse_block"], _parse_tables
     first = 0 if zero_based else 1
     last = MAX_INDEX if n_features is None else n_features - 1 + first
     buf = np.frombuffer(text, dtype=np.uint8)
