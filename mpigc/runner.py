@@ -112,6 +112,17 @@ def train_args(scheme: str, load: Optional[int] = None, **options) -> list:
     return args
 
 
+def mpigc_command(n_ranks: int, *args, launcher: Optional[str] = None) -> list:
+    """``LAUNCHER python -m mpigc ARGS`` on ``n_ranks`` ranks, as a list for :func:`run`.
+
+    ``launcher`` is a command prefix with ``{n}`` for the rank count (default:
+    :func:`default_launcher`).
+    """
+    launcher = launcher or default_launcher()
+    return shlex.split(launcher.format(n=n_ranks)) + [sys.executable, "-m", "mpigc",
+                                                      *map(str, args)]
+
+
 def train(n_ranks: int, args: Sequence, out, timeout: float,
           launcher: Optional[str] = None) -> tuple[dict, list]:
     """``mpigc train ARGS --out OUT`` on ``n_ranks`` ranks; returns (summary, records).
@@ -119,7 +130,6 @@ def train(n_ranks: int, args: Sequence, out, timeout: float,
     ``launcher`` is a command prefix with ``{n}`` for the rank count (default:
     :func:`default_launcher`).
     """
-    launcher = launcher or default_launcher()
-    cmd = shlex.split(launcher.format(n=n_ranks)) + [sys.executable, "-m", "mpigc", "train"]
+    cmd = mpigc_command(n_ranks, "train", launcher=launcher)
     run(cmd + list(args) + ["--out", out, "--quiet"], timeout)
     return read_run(out)

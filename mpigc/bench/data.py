@@ -23,7 +23,6 @@ synthetic start-up <= 2.0 s and svmlight start-up <= 5.0 s with 9 ranks.
 
 import json
 import os
-import shlex
 import subprocess
 import sys
 import tempfile
@@ -37,6 +36,7 @@ from mpigc import runner
 from mpigc.bench.report import medians, meets, verdict, with_runs
 from mpigc.errors import require
 
+WARMUP_TIMEOUT = 600
 TARGETS = {"speedup_vs_sklearn": (">=", 4.0), "startup_synthetic_s": ("<=", 2.0),
            "startup_svmlight_s": ("<=", 5.0)}
 
@@ -101,8 +101,7 @@ def _sklearn(path):
 
 
 def _startup(ranks, data, root):
-    cmd = shlex.split(runner.default_launcher().format(n=ranks)) + [
-        sys.executable, "-m", "mpigc", "train", "--iterations", "1", "--quiet"]
+    cmd = runner.mpigc_command(ranks, "train", "--iterations", "1", "--quiet")
     if data is not None:
         cmd += ["--data", str(data)]
     t0 = time.perf_counter()
@@ -118,8 +117,7 @@ def measure(args, root):
     path = root / "bench.svm"
     size = write_file(path, args.rows, args.cols, args.nnz)
     # what a job's script runs first (bytecode, Numba cache, the ahead-of-time module)
-    warm = subprocess.run([sys.executable, "-m", "mpigc", "warmup"], check=True,
-                          capture_output=True, text=True).stdout
+    warm = runner.run([sys.executable, "-m", "mpigc", "warmup"], WARMUP_TIMEOUT).stdout
     found = _aot.module_path()
     compiled()
     index, read, theirs, synthetic, svmlight = [], [], [], [], []

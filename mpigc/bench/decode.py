@@ -25,7 +25,6 @@ rank counts on the same cores, not a compute-scaling figure.
 
 import json
 import os
-import shlex
 import statistics
 import sys
 import time
@@ -33,7 +32,8 @@ import time
 import numpy as np
 
 from mpigc import runner
-from mpigc.bench.ps import parse_cases
+from mpigc.bench.ps import bench_protocol, format_cases, parse_cases
+from mpigc.bench.report import medians
 from mpigc.errors import require
 from mpigc.runtime import launch
 
@@ -41,7 +41,6 @@ DEFAULT_CASES = ("4:10000:1,4:100000:1,4:1000000:1,"
                  "8:10000:1,8:100000:1,8:1000000:1,8:1000000:2,"
                  "16:10000:1,16:100000:1,16:1000000:1")
 MODES = ("p2p", "reduce")
-LOAD = 3
 JOB_TIMEOUT = 1800
 
 
@@ -70,12 +69,11 @@ def _engines(comm, n, d, ell, seed):
     """``{mode: engine}`` of this rank for one case (ParameterServer or Worker)."""
     from mpigc.runtime.ps import ParameterServer
     from mpigc.runtime.worker import Worker
-    from mpigc.schemes import build_protocol
     from mpigc.stragglers import parse_stragglers
 
     engines = {}
     for mode in MODES:
-        protocol = build_protocol("psgc", n, load=min(LOAD, n), ell=ell, decode_via=mode)
+        protocol = bench_protocol(n, ell, mode)
         if comm.rank == 0:
             engines[mode] = ParameterServer(comm, protocol, np.ones(protocol.assignment.n_chunks), d)
         else:
@@ -102,6 +100,7 @@ def run_case(comm, n, d, ell, pairs, block, seed, first_iteration):
     if comm.rank == 0:
         m = engines["p2p"].protocol.assignment.n_chunks
         expected = sum(chunk_vector(j, d, seed) for j in range(m))
+        scale = np.linalg.norm(expected)
         w = np.zeros(d)
         for k, mode in enumerate(schedule(pairs)):
             times = []
@@ -112,7 +111,7 @@ def run_case(comm, n, d, ell, pairs, block, seed, first_iteration):
                 times.append(time.perf_counter() - start)
                 engines[mode].record(times[-1])  # as the training loop: the timeouts' median
                 t += 1
-                rel = np.linalg.norm(grad - expected) / np.linalg.norm(expected)
+                rel = np.linalg.norm(grad - expected) / scale
                 err[mode] = max(err[mode], float(rel))
             if k >= len(MODES):
                 blocks[mode].append(statistics.median(times))
@@ -127,9 +126,9 @@ def run_case(comm, n, d, ell, pairs, block, seed, first_iteration):
     if comm.rank != 0:
         return None, t
     ms = {mode: [b * 1e3 for b in blocks[mode]] for mode in MODES}
+    median = medians(ms)
     return {"n_workers": n, "d": d, "ell": ell,
-            "p2p_ms": statistics.median(ms["p2p"]),
-            "reduce_ms": statistics.median(ms["reduce"]),
+            "p2p_ms": median["p2p"], "reduce_ms": median["reduce"],
             "reduce_over_p2p": statistics.median(r / p for p, r in zip(ms["p2p"], ms["reduce"])),
             "p2p_ms_blocks": ms["p2p"], "reduce_ms_blocks": ms["reduce"],
             "max_rel_err": err}, t
@@ -170,10 +169,8 @@ def run(cases, pairs, block, seed=0):
 
 def _job(n, cases, pairs, block):
     """Start the MPI job of ``n`` workers; its entries."""
-    text = ",".join(f"{c[0]}:{c[1]}:{c[2]}" for c in cases)
-    cmd = shlex.split(runner.default_launcher().format(n=n + 1)) + [
-        sys.executable, "-m", "mpigc", "bench", "decode", "--cases", text,
-        "--pairs", str(pairs), "--block", str(block), "--json"]
+    cmd = runner.mpigc_command(n + 1, "bench", "decode", "--cases", format_cases(cases),
+                               "--pairs", pairs, "--block", block, "--json")
     try:  # runner.run kills every rank of the job at the timeout or an interrupt
         out = runner.run(cmd, JOB_TIMEOUT, check=False)
     except runner.JobFailed:
@@ -204,10 +201,10 @@ def main(args):
         job = _job(n, [c for c in cases if c[0] == n], args.pairs, args.block)
         entries += job["cases"]
         mpi[str(n)] = job["mpi_settings"]
-    cores = launch.available_cores()
+    cores, ranks = launch.available_cores(), max(c[0] for c in cases) + 1
     result = {"cases": entries, "crossover_d": crossover(entries), "pairs": args.pairs,
               "block": args.block, "cores": cores,
-              "oversubscribed": max(c[0] for c in cases) + 1 > cores, "mpi_settings": mpi}
+              "oversubscribed": ranks > cores, "mpi_settings": mpi}
     if args.json:
         print(json.dumps(result))
         return 0
@@ -220,7 +217,7 @@ def main(args):
     print("crossover (smallest d from which reduce is faster): " + ", ".join(
         f"N = {n}: {d if d is not None else 'none'}" for n, d in result["crossover_d"].items()))
     if result["oversubscribed"]:
-        print(f"({max(c[0] for c in cases) + 1} ranks on {cores} cores: two decode designs at "
+        print(f"({ranks} ranks on {cores} cores: two decode designs at "
               f"equal rank counts, not a compute-scaling figure)")
     return 0
 

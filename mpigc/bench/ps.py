@@ -28,7 +28,6 @@ worker k mod N (MPI keeps the order of one sender).
 """
 
 import json
-import shlex
 import statistics
 import sys
 import time
@@ -50,6 +49,18 @@ LOAD = 3
 READ_CACHE_FACTOR = 8
 READ_MIN_BYTES = 256 * 2**20
 BENCH_TIMEOUT = 1800
+
+
+def format_cases(cases):
+    """[(N, d, ell), ...] -> 'N:d:ell,...' (what :func:`parse_cases` reads)."""
+    return ",".join(f"{n}:{d}:{ell}" for n, d, ell in cases)
+
+
+def bench_protocol(n, ell, decode_via="p2p"):
+    """The psgc protocol of the PS benches at ``n`` workers: load ``min(LOAD, n)``."""
+    from mpigc.schemes import build_protocol
+
+    return build_protocol("psgc", n, load=min(LOAD, n), ell=ell, decode_via=decode_via)
 
 
 def parse_cases(text):
@@ -85,9 +96,8 @@ def last_level_cache_bytes(root="/sys/devices/system/cpu/cpu0/cache"):
 
 def _ps(comm, n, d, ell):
     from mpigc.runtime.ps import ParameterServer
-    from mpigc.schemes import build_protocol
 
-    protocol = build_protocol("psgc", n, load=min(LOAD, n), ell=ell)
+    protocol = bench_protocol(n, ell)
     return ParameterServer(comm, protocol, np.ones(protocol.assignment.n_chunks), d)
 
 
@@ -220,9 +230,8 @@ def main(args):
     cases = parse_cases(args.cases or DEFAULT_CASES)
     require(args.repeat >= 1, f"--repeat must be >= 1, got {args.repeat}")
     if launch.launcher_size() is None:  # not under a launcher: start the two ranks
-        cmd = shlex.split(runner.default_launcher().format(n=2)) + [
-            sys.executable, "-m", "mpigc", "bench", "ps", "--cases",
-            ",".join(f"{n}:{d}:{ell}" for n, d, ell in cases), "--repeat", str(args.repeat)]
+        cmd = runner.mpigc_command(2, "bench", "ps", "--cases", format_cases(cases),
+                                   "--repeat", args.repeat)
         try:  # runner.run kills every rank of the job at the timeout or an interrupt
             out = runner.run(cmd + (["--json"] if args.json else []), BENCH_TIMEOUT,
                              check=False)
