@@ -172,3 +172,25 @@ def test_strategy_yields_valid_assignments(a):
     assert a.matrix.any(axis=1).all()
     for i in range(a.n_workers):
         assert sorted(a.orderings[i]) == np.flatnonzero(a.matrix[:, i]).tolist()
+
+
+def test_owners_one_chunk_each_for_cyclic():
+    # with the first holder as owner, worker 0 owned chunks 0-2 and workers 6, 7 none
+    a = cyclic(8, 3)
+    owners = a.owners()
+    assert sorted(owners) == list(range(8))
+    assert all(a.position(i, j) > 0 for j, i in enumerate(owners))
+
+
+@settings(max_examples=60, deadline=None)
+@given(assignments(max_workers=6, max_chunks=8))
+def test_owners_hold_their_chunks_and_respect_live(a):
+    owners = a.owners()
+    assert all(a.position(i, j) > 0 for j, i in enumerate(owners))
+    # the greedy never gives a worker more chunks than the chunks it could take
+    counts = np.bincount(owners, minlength=a.n_workers)
+    assert counts.max() <= int(np.ceil(a.n_chunks / np.count_nonzero(a.loads))) + max(a.loads)
+    live = set(range(0, a.n_workers, 2))
+    for j, i in enumerate(a.owners(live)):
+        held = set(a.holders(j).tolist()) & live
+        assert (i is None) == (not held) and (i is None or i in held)

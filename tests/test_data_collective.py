@@ -40,3 +40,16 @@ def test_the_file_is_read_once_per_job(tmp_path):
         assert 0.9 * share < c["counted"] < 1.1 * share, (k, c, share)
     total = root["open"] + sum(c["read"] for c in workers)
     assert total < (1 + LOAD) * size * 1.1, (total, size)
+
+
+def test_each_chunk_is_parsed_once_and_sent_to_its_other_holders(tmp_path):
+    size = _write(tmp_path / "d.svm")
+    res = assert_ok(run_mpi(WORKERS + 1, [MPI_SCRIPTS / "rows_shared.py", tmp_path / "d.svm",
+                                          tmp_path / "out"], timeout=180))
+    workers = json.loads(res.stdout.splitlines()[0])
+    assert sorted(j for w in workers for j in w["owned"]) == list(range(WORKERS))
+    for w in workers:
+        assert len(w["chunks"]) == LOAD and len(w["owned"]) == 1, w
+        assert w["equal"], w
+        # its own chunk's bytes (an eighth of the file), not the LOAD chunks it holds
+        assert 0.9 * size / WORKERS < w["parsed"] < 1.1 * size / WORKERS + (1 << 16), (w, size)

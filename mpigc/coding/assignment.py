@@ -218,6 +218,28 @@ class Assignment:
         """Workers holding ``chunk``, ascending (read-only array)."""
         return self.holders_idx[self.holders_ptr[chunk]:self.holders_ptr[chunk + 1]]
 
+    def owners(self, live=None) -> list:
+        """One holder per chunk, each worker owning as few chunks as it can.
+
+        The owner evaluates the chunk for the set-up reductions and the exact losses; with
+        the first holder as owner, cyclic load 3 gave worker 0 three chunks and two workers
+        none, and the set-up products waited on worker 0. Greedy over the chunks in order:
+        the live holder that owns the fewest so far, ties to the first (the same list on
+        every rank). ``live``: the workers that may own (default all); a chunk with no live
+        holder gets None.
+        """
+        counts = np.zeros(self.n_workers, dtype=np.int64)
+        owners = []
+        for j in range(self.n_chunks):
+            holders = [int(i) for i in self.holders(j) if live is None or int(i) in live]
+            if not holders:
+                owners.append(None)
+                continue
+            best = min(holders, key=lambda i: counts[i])
+            counts[best] += 1
+            owners.append(best)
+        return owners
+
     def holder_positions(self, chunk: int) -> np.ndarray:
         """Positions of ``chunk`` in its holders' orderings, aligned with :meth:`holders`."""
         return self.holder_pos[self.holders_ptr[chunk]:self.holders_ptr[chunk + 1]]

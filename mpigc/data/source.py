@@ -30,6 +30,10 @@ class DataSource:
         ``read_rows`` returns a ``scipy.sparse.csr_matrix`` (else a dense ndarray).
     features_origin : str or None
         Where ``n_features`` comes from (a line of a file, an option), for messages.
+    parses : bool
+        Reading rows means parsing text, the costly part of a job's start-up: a job then
+        parses each chunk once, on its owner, and sends the rows to the chunk's other
+        holders (:func:`mpigc.runtime.rows.read`). Such sources are sparse.
 
     Subclasses implement ``_read(start, stop) -> (X, y)`` for one row range (X float64,
     dense or CSR with ``n_features`` columns) and ``labels()``.
@@ -40,6 +44,7 @@ class DataSource:
     name: str
     is_sparse: bool
     features_origin = None   # where n_features comes from, for messages (set by readers)
+    parses = False
 
     def _read(self, start, stop):
         raise NotImplementedError

@@ -286,6 +286,7 @@ class ConcatSource(DataSource):
         self.starts = np.cumsum([0] + [s.n_rows for s in self.parts])
         self.n_rows = int(self.starts[-1])
         self.is_sparse = any(s.is_sparse for s in self.parts)
+        self.parses = any(s.parses for s in self.parts)
         self.name = "+".join(s.name for s in self.parts)
 
     def _read(self, start, stop):

@@ -341,6 +341,7 @@ class SvmlightSource(DataSource):
     """
 
     is_sparse = True
+    parses = True
 
     def __init__(self, path: str | os.PathLike, features: int | None = None,
                  zero_based: bool = False, index: SvmlightIndex | None = None):

@@ -22,7 +22,7 @@ class AllreduceRoot:
 
     def gather(self, iteration, w):
         """Sum every worker's gradient, loss and chunk time (one Allreduce)."""
-        total = self.comm.allreduce_sum(np.zeros(self.d + 1 + self.n))
+        total = self.comm.allreduce_sum(np.zeros(self.d + 1 + self.n), blocking=True)
         state = np.ones(self.n, dtype=np.int64)
         times = [[float(t)] for t in total[self.d + 1:]]
         return Gathered(grad=total[:self.d], data_loss=total[self.d] / self.n_rows, state=state,
@@ -62,7 +62,7 @@ class AllreduceWorker:
         loss, seconds = self.runner.run(self.chunk, w, factor, self.buf[:self.d], _never)
         self.buf[self.d] = loss
         self.buf[self.d + 1 + self.worker] = seconds
-        self.comm.allreduce_sum(self.buf)
+        self.comm.allreduce_sum(self.buf, blocking=True)
 
     def connect(self):
         """Collective before the first iteration: a barrier (no PS-worker connections)."""

@@ -34,6 +34,7 @@ TAG_PROGRESS = 11
 TAG_TRANSMIT = 12
 TAG_REENCODE = 13
 TAG_CONNECT = 14
+TAG_ROWS = 15
 
 # Error classes of a dead process (ULFM). MPIs without ULFM give all three one placeholder.
 _FAILURE_CLASSES = (MPI.ERR_PROC_FAILED, MPI.ERR_PROC_FAILED_PENDING, MPI.ERR_REVOKED)
@@ -220,10 +221,17 @@ class Comm:
         return self.comm.bcast(obj, root=0)
 
     @_guarded
-    def allreduce_sum(self, array):
-        """Element-wise sum over all ranks (a new array)."""
+    def allreduce_sum(self, array, blocking=False):
+        """Element-wise sum over all ranks (a new array).
+
+        Waited for in a sleeping poll, like :meth:`bcast`, unless ``blocking`` (MPI's own
+        wait: the allreduce scheme's iterations, measured that way).
+        """
         out = np.empty_like(array)
-        self.comm.Allreduce(array, out, op=MPI.SUM)
+        if blocking:
+            self.comm.Allreduce(array, out, op=MPI.SUM)
+        else:
+            self.wait_polling(self.comm.Iallreduce(array, out, op=MPI.SUM))
         return out
 
     @_guarded
@@ -257,6 +265,21 @@ class Comm:
         """Small Python objects from every rank, in rank order."""
         self._arrive()
         return self.comm.allgather(obj)
+
+    @_guarded
+    def exchange(self, sends, recvs):
+        """Point-to-point NumPy arrays, all posted at once, waited for in a sleeping poll.
+
+        ``sends``: ``(dest, array)`` pairs; ``recvs``: ``(source, array)`` pairs, filled in
+        place. Between two ranks the arrays match in the order they are given.
+        """
+        requests = [self.comm.Isend(a, dest=self._current[d], tag=TAG_ROWS) for d, a in sends]
+        requests += [self.comm.Irecv(a, source=self._current[s], tag=TAG_ROWS)
+                     for s, a in recvs]
+        backoff = Backoff()
+        # twice per wake, like _test
+        while not (MPI.Request.Testall(requests) or MPI.Request.Testall(requests)):
+            backoff.wait()
 
     @_guarded
     def agree(self, error):

@@ -38,18 +38,21 @@ def read(job, error: Optional[str] = None) -> Optional[str]:
     """Read this rank's rows unless ``error`` (this rank's verdict so far); agree on the
     verdict and on the labels. An error message (the same on every rank), or None.
     """
-    cfg, comm = job.cfg, job.comm
-    labels = []
+    cfg, comm, source = job.cfg, job.comm, job.source
+    labels, own = [], {}  # own: the rows of the chunks this worker parses, {chunk: (X, y)}
     try:
         if error is None and comm.rank == 0 and cfg.verify:
-            job.full = job.source.read_rows([(0, job.n_rows)])
+            job.full = source.read_rows([(0, job.n_rows)])
             labels = label_sample(job.full[1])
         elif error is None and comm.rank != 0:
-            from mpigc.runtime.worker import ChunkData
-
             chunks = job.protocol.assignment.chunks(job.worker)  # [worker] for allreduce
-            job.data = ChunkData(job.source, job.bounds, chunks, cfg.dtype, cfg.fit_intercept)
-            labels = label_sample(job.data.y)
+            if source.parses:
+                own = {j: source.read_rows([_range(job, j)], cfg.dtype)
+                       for j in sorted(chunks) if job.owner[j] == job.worker}
+                labels = label_sample(np.concatenate([y for _, y in own.values()] or [[]]))
+            else:
+                job.data = _chunk_data(job, chunks)
+                labels = label_sample(job.data.y)
             if job.test_source is not None:
                 job.holdout = holdout.test_share(job)
     except UsageError as exc:
@@ -57,11 +60,16 @@ def read(job, error: Optional[str] = None) -> Optional[str]:
     error = comm.agree(error)
     if error is not None:
         return error
-    values = np.unique(np.concatenate([np.asarray(v, float) for v in comm.allgather(labels)]))
+    layouts = {j: (X.nnz, X.indptr.dtype.str, X.indices.dtype.str) for j, (X, _) in own.items()}
+    reports = comm.allgather((labels, layouts))
+    values = np.unique(np.concatenate([np.asarray(v, float) for v, _ in reports]))
     try:
         prepare_labels(values, cfg.model)
     except UsageError as exc:
-        return f"{job.source.name}: {exc}"
+        return f"{source.name}: {exc}"
+    if source.parses and comm.rank != 0:
+        stacked = _share_parsed(job, own, {j: v for _, lay in reports for j, v in lay.items()})
+        job.data = _chunk_data(job, job.protocol.assignment.chunks(job.worker), stacked)
     if cfg.model == "logistic":  # the user's labels, for predict
         job.classes = [0.0, 1.0] if 0.0 in values else [-1.0, 1.0]
     if job.data is not None:
@@ -69,6 +77,63 @@ def read(job, error: Optional[str] = None) -> Optional[str]:
     if job.full is not None:
         job.full = (job.full[0], prepare_labels(job.full[1], cfg.model))
     return None
+
+
+def _range(job, chunk):
+    return int(job.bounds[chunk]), int(job.bounds[chunk + 1])
+
+
+def _chunk_data(job, chunks, rows=None):
+    from mpigc.runtime.worker import ChunkData
+
+    return ChunkData(job.source, job.bounds, chunks, job.cfg.dtype, job.cfg.fit_intercept,
+                     rows)
+
+
+def _share_parsed(job, own, layouts):
+    """Send the rows this worker parsed to the chunks' other holders, receive theirs
+    (point to point, every worker at once); ``(X, y)`` of all its chunks, ascending.
+
+    ``own``: the CSR rows of the chunks this worker owns; ``layouts``: every chunk's
+    entries and index dtypes (from its owner). Parsing is what reading svmlight costs
+    (each chunk's arrays are a fraction of its text). The rows arrive in place in the
+    stacked arrays; between two workers the chunks go in ascending order, so the
+    arrays match.
+    """
+    from mpigc.sparse import csr_matrix
+
+    a, sends, recvs = job.protocol.assignment, [], []
+    for j, (X, y) in own.items():
+        for i in a.holders(j):
+            if int(i) != job.worker:
+                sends += [(int(i) + 1, arr) for arr in (X.indptr, X.indices, X.data, y)]
+    chunks = sorted(a.chunks(job.worker))
+    ranges = [_range(job, j) for j in chunks]
+    counts = np.cumsum([0] + [layouts[j][0] for j in chunks])
+    starts = np.cumsum([0] + [stop - start for start, stop in ranges])
+    index = np.result_type(*[np.dtype(t) for j in chunks for t in layouts[j][1:]])
+    indptr, indices = np.empty(starts[-1] + 1, index), np.empty(counts[-1], index)
+    data, y = np.empty(counts[-1]), np.empty(starts[-1])
+    pieces, casts = {}, []  # each chunk's own indptr (from 0); index arrays to widen
+    for k, j in enumerate(chunks):
+        rows, entries = slice(starts[k], starts[k + 1]), slice(counts[k], counts[k + 1])
+        if j in own:
+            X, y[rows] = own[j][0], own[j][1]
+            pieces[k], indices[entries], data[entries] = X.indptr, X.indices, X.data
+            continue
+        n, ptr_type, idx_type = layouts[j]
+        pieces[k] = np.empty(starts[k + 1] - starts[k] + 1, ptr_type)
+        target = indices[entries]
+        if target.dtype != np.dtype(idx_type):  # another chunk needs wider indices
+            target = np.empty(n, idx_type)
+            casts.append((entries, target))
+        recvs += [(job.owner[j] + 1, arr) for arr in (pieces[k], target, data[entries], y[rows])]
+    job.comm.exchange(sends, recvs)
+    for entries, target in casts:
+        indices[entries] = target
+    for k, piece in pieces.items():
+        indptr[starts[k]:starts[k + 1] + 1] = piece + counts[k]
+    return csr_matrix((data, indices, indptr), shape=(starts[-1], job.d)), y
 
 
 def split_validation(job) -> Optional[str]:

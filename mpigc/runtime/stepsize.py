@@ -4,7 +4,7 @@
 optimizer's coordinates ``v = scale * w``. :func:`auto_lr`: ``--lr auto``, 1/L of the
 objective in those coordinates, with L from ``lambda_max(S^-1 X^T X S^-1)/n`` and the
 penalty's largest curvature ``l2 / min(scale)^2``. Each chunk is counted once, by the
-worker that owns it (its first holder).
+worker that owns it (``Assignment.owners``: one chunk each where the assignment allows).
 """
 
 from __future__ import annotations

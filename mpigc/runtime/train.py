@@ -141,8 +141,8 @@ class Job:
         self.n_rows = source.n_rows
         self.allreduce = not protocol.scheme.uses_ps
         a = protocol.assignment
-        # Each chunk is evaluated once, by its first live holder (worker j for allreduce).
-        self.owner = [int(a.holders(j)[0]) for j in range(a.n_chunks)]
+        # Each chunk is evaluated once, by one holder (worker j for allreduce).
+        self.owner = a.owners()
         self.deaths = []  # rank 0: {"worker", "iteration", "detected_s", "recovery_s"}
         self.worker = comm.rank - 1
         self.data = None
@@ -191,15 +191,11 @@ class Job:
 
     def recover(self):
         """Every survivor after a ProcessFailure: shrink to the survivors, give every chunk
-        its first live holder as owner (None: nobody alive holds it). Returns the original
-        ranks that died.
+        a live holder as owner (None: nobody alive holds it; ``Assignment.owners``).
+        Returns the original ranks that died.
         """
         died = self.comm.recover()
-        live = set(self.comm.alive)
-        a = self.protocol.assignment
-        for j in range(a.n_chunks):
-            holders = [int(i) for i in a.holders(j) if int(i) + 1 in live]
-            self.owner[j] = holders[0] if holders else None
+        self.owner = self.protocol.assignment.owners({r - 1 for r in self.comm.alive})
         return died
 
     def dead_workers(self):

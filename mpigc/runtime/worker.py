@@ -38,6 +38,10 @@ class ChunkData:
     dtype : {"float64", "float32"}
     fit_intercept : bool
         Whether the model vector ends with an intercept (the kernels add it to each margin).
+    rows : (X, y), optional
+        The rows of ``chunks``, already read (in ascending chunk order, as ``read_rows``
+        returns them): :func:`mpigc.runtime.rows.read` assembles them from the chunks'
+        owners. Default: read from ``source``.
 
     Attributes
     ----------
@@ -45,11 +49,12 @@ class ChunkData:
     local : dict chunk -> (start, stop) rows of X.
     """
 
-    def __init__(self, source, bounds, chunks, dtype="float64", fit_intercept=False):
+    def __init__(self, source, bounds, chunks, dtype="float64", fit_intercept=False,
+                 rows=None):
         self.chunks = sorted({int(j) for j in chunks})
         self.fit_intercept = bool(fit_intercept)
         ranges = [(int(bounds[j]), int(bounds[j + 1])) for j in self.chunks]
-        self.X, self.y = source.read_rows(ranges, dtype=dtype)
+        self.X, self.y = source.read_rows(ranges, dtype=dtype) if rows is None else rows
         self.local, offset = {}, 0
         for j, (a, b) in zip(self.chunks, ranges):
             self.local[j] = (offset, offset + b - a)
