@@ -305,3 +305,33 @@ def test_a_huge_index_is_refused_before_anything_is_allocated(tmp_path):
     with pytest.raises(UsageError, match=r"the 50000 x 100000 rows of one rank and the model "
                                          r"need 37.3 GiB"):
         check_memory(dense, vectors=2, rows=50000, available=16 << 30)
+
+
+@pytest.mark.parametrize("parts", [2, 3, 9, 40])
+def test_an_index_split_into_byte_ranges_reads_the_same_rows(tmp_path, parts):
+    from mpigc.data import SvmlightSource
+    from mpigc.data.svmlight import STRIDE, index_file, index_range, merge_ranges
+
+    rng = np.random.default_rng(parts)
+    lines = []
+    for k in range(700):
+        if k % 37 == 5:
+            lines.append("# a comment line")
+        elif k % 53 == 7:
+            lines.append("")
+        else:
+            cols = np.sort(rng.choice(np.arange(1, 300), rng.integers(0, 6), replace=False))
+            lines.append(" ".join([str(k % 2)] + [f"{c}:{rng.random():.3f}" for c in cols]))
+    path = tmp_path / "f.svm"
+    path.write_text("\n".join(lines) + "\n")
+    whole = index_file(path)
+    split = merge_ranges(path, [index_range(path, k, parts) for k in range(parts)])
+    assert (split.n_rows, split.max_index, split.max_index_line) == (
+        whole.n_rows, whole.max_index, whole.max_index_line)
+    assert split.rows[0] == 0 and split.rows[-1] == whole.n_rows
+    assert np.diff(split.rows).max() <= STRIDE
+    a = SvmlightSource(str(path), features=300, index=whole)
+    b = SvmlightSource(str(path), features=300, index=split)
+    for start, stop in [(0, whole.n_rows), (1, 2), (63, 200), (130, 131), (500, whole.n_rows)]:
+        (Xa, ya), (Xb, yb) = a.read_rows([(start, stop)]), b.read_rows([(start, stop)])
+        assert (Xa != Xb).nnz == 0 and np.array_equal(ya, yb)

@@ -150,7 +150,7 @@ def test_a_job_with_the_module_never_imports_numba(aot, tmp_path):
     # dense data: neither Numba nor scipy.sparse on any rank (the PS, the workers)
     for r in _ranks_imports(tmp_path / "dense", "synthetic:n=3000,d=20"):
         assert not r["numba"] and not r["scipy.sparse"], r
-    # an svmlight file: rank 0 indexes it, the workers parse their rows, no Numba
+    # an svmlight file: the ranks index it together, the workers parse their rows, no Numba
     rng = np.random.default_rng(0)
     path = tmp_path / "d.svm"
     path.write_text("".join(f"{2 * rng.integers(0, 2) - 1} 1:{rng.standard_normal()} "

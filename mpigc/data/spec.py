@@ -14,8 +14,10 @@ without it take the largest index of all files. File options (svmlight only):
 (``.svm.gz``, ``.bz2``, ``.xz``) is read only where the caller allows it
 (``mpigc convert``): it is decompressed as one stream, into memory.
 
-In a job, rank 0 opens (and indexes) the files and sends the sources to the other ranks
-(``comm``), so each file is scanned once per job, not once per rank.
+In a job (``comm``) every rank indexes its byte range of each svmlight file
+(:func:`~mpigc.data.svmlight.index_range`) and gets the merged index, then rank 0 opens
+the files and sends the sources to the other ranks: each file is scanned once per job,
+not once per rank, and by all of them at once.
 """
 
 from __future__ import annotations
@@ -29,7 +31,13 @@ import numpy as np
 
 from mpigc.data.npz import NpzSource
 from mpigc.data.source import DataSource, stack_rows
-from mpigc.data.svmlight import COMPRESSED, SvmlightSource, read_compressed
+from mpigc.data.svmlight import (
+    COMPRESSED,
+    SvmlightSource,
+    index_range,
+    merge_ranges,
+    read_compressed,
+)
 from mpigc.data.synthetic import DEFAULT, SyntheticSource
 from mpigc.errors import UsageError
 from mpigc.models import MODELS
@@ -55,8 +63,9 @@ def parse_data_spec(spec: str | None, model: str | None = None, comm: Comm | Non
         Label kind of a synthetic problem whose spec does not name one (default logistic).
         Ignored for files.
     comm : mpigc.runtime.comm.Comm, optional
-        Collective: rank 0 parses the spec and reads the file headers (indexes svmlight
-        files), every rank gets the same source or the same error.
+        Collective: the ranks index svmlight files together (a byte range each), rank 0
+        parses the spec and reads the file headers, every rank gets the same source or
+        the same error.
     compressed : bool
         Read compressed svmlight files whole (else they are refused, naming
         ``mpigc convert``).
@@ -74,7 +83,7 @@ def parse_data_spec(spec: str | None, model: str | None = None, comm: Comm | Non
     if comm is not None and comm.size > 1:
         # every rank checks that it sees the files (a few metadata calls, agreed), rank 0
         # alone reads them
-        error, kinds = None, []
+        error, kinds = None, {}
         try:
             kinds = _check_spec(spec, compressed)
         except UsageError as exc:
@@ -82,32 +91,57 @@ def parse_data_spec(spec: str | None, model: str | None = None, comm: Comm | Non
         error = comm.agree(error)
         if error is not None:
             raise UsageError(error)
-        if comm.rank != 0 and "svmlight" in kinds:
-            # while rank 0 indexes the file (one core busy), import what the CSR rows need
-            import scipy.sparse  # noqa: F401
-        return _shared(comm, lambda: parse_data_spec(spec, model, compressed=compressed))
+        indexes = _index_together([p for p, kind in kinds.items() if kind == "svmlight"], comm)
+        if comm.rank != 0 and indexes:
+            import scipy.sparse  # noqa: F401  (what the CSR rows need, while rank 0 opens)
+        return _shared(comm, lambda: _open_spec(spec, model, compressed, indexes))
+    return _open_spec(spec, model, compressed, {})
+
+
+def _index_together(paths, comm):
+    """Collective: each rank indexes its byte range of every file of ``paths``; the merged
+    :class:`~mpigc.data.svmlight.SvmlightIndex` of each, the same on every rank.
+    """
+    error, pieces = None, {}
+    for path in paths:
+        try:
+            pieces[path] = index_range(path, comm.rank, comm.size)
+        except OSError as exc:
+            error = f"cannot read data file {path}: {exc.strerror or exc}"
+            break
+    error = comm.agree(error)
+    if error is not None:
+        raise UsageError(error)
+    if not paths:
+        return {}
+    every = comm.allgather(pieces)
+    return {path: merge_ranges(path, [p[path] for p in every]) for path in paths}
+
+
+def _open_spec(spec, model, compressed, indexes):
+    """The source of ``spec`` (not collective); ``indexes``: svmlight indexes by path."""
     if spec is None:
         return SyntheticSource(**DEFAULT, model=model or "logistic")
     spec = str(spec).strip()
     if spec == "synthetic" or spec.startswith("synthetic:"):
         return _synthetic(spec.partition(":")[2], model)
     paths, options = _split_options(spec)
-    sources = [_open_file(p, options, compressed) for p in _expand(paths)]
+    sources = [_open_file(p, options, compressed, indexes.get(p)) for p in _expand(paths)]
     return sources[0] if len(sources) == 1 else ConcatSource(sources)
 
 
 def _check_spec(spec, compressed):
     """The checks of a spec that need no file's contents (names, existence, options);
-    returns the kinds of its files (none for the synthetic problem).
+    returns its files' kinds by path (none for the synthetic problem).
     """
     if spec is None:
-        return []
+        return {}
     spec = str(spec).strip()
     if spec == "synthetic" or spec.startswith("synthetic:"):
         _synthetic(spec.partition(":")[2], None)
-        return []
+        return {}
     paths, options = _split_options(spec)
-    return [_check_path(path, compressed) for path in _expand(paths)]
+    return {path: _check_path(path, compressed) for path in _expand(paths)}
 
 
 def _shared(comm, make):
@@ -218,7 +252,7 @@ def _check_path(path, compressed):
                      f"or compressed svmlight for mpigc convert)")
 
 
-def _open_file(path, options, compressed=False):
+def _open_file(path, options, compressed=False, index=None):
     kind = _check_path(path, compressed)
     opts = dict(options)
     try:
@@ -237,7 +271,7 @@ def _open_file(path, options, compressed=False):
             if kind == "compressed":
                 X, y = read_compressed(path, features=features, zero_based=zero)
                 return ArraySource(X, y, path, features_inferred=features is None)
-            return SvmlightSource(path, features=features, zero_based=zero)
+            return SvmlightSource(path, features=features, zero_based=zero, index=index)
     except OSError as exc:
         raise UsageError(f"cannot read data file {path}: {exc.strerror or exc}") from None
 

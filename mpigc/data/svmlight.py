@@ -7,9 +7,10 @@
   ``features=D``.
 - :func:`index_file` reads the file once, in blocks: the number of data lines, the byte
   offset and line number of every :data:`STRIDE`-th row, and the largest index (and its
-  line). A job indexes each file on one rank and sends the :class:`SvmlightIndex` to the
-  others, so :meth:`SvmlightSource.read_rows` reads only the bytes of the requested rows
-  (plus at most ``STRIDE - 1`` rows either side).
+  line). A job splits that pass over its ranks (:func:`index_range` of one byte range
+  each, :func:`merge_ranges`), so the file is still read once and every rank gets the
+  same :class:`SvmlightIndex`; :meth:`SvmlightSource.read_rows` then reads only the
+  bytes of the requested rows (plus at most ``STRIDE - 1`` rows either side).
 - Rows are parsed by compiled loops (:mod:`mpigc.data._parse`); a malformed line is then
   explained token by token in Python, so the message names the line and the token.
 - Compressed files (``.gz``, ``.bz2``, ``.xz``) are read as one stream by
@@ -98,10 +99,13 @@ class SvmlightIndex:
         Of the file when it was indexed; a read checks them (the file must not change).
     n_rows : int
         Data lines.
+    rows : numpy.ndarray
+        The rows whose place is kept, ascending, from 0, at most ``STRIDE`` apart (every
+        ``STRIDE``-th row of each range indexed), ending with ``n_rows``.
     offsets, lines, colons : numpy.ndarray
-        Byte offset, physical line number and colons before rows ``0, STRIDE,
-        2 STRIDE, ...``; ``offsets`` ends with the file size, ``colons`` with the total
-        (the colons of a row range bound its entries: the room a parse allocates).
+        Byte offset, physical line number and colons before each of those rows;
+        ``offsets`` ends with the file size, ``colons`` with the total (the colons of a
+        row range bound its entries: the room a parse allocates).
     max_index, max_index_line : int
         Largest feature index (-1 when the file has none) and the line it is on.
     """
@@ -109,6 +113,7 @@ class SvmlightIndex:
     size: int
     mtime_ns: int
     n_rows: int
+    rows: np.ndarray
     offsets: np.ndarray
     lines: np.ndarray
     colons: np.ndarray
@@ -116,13 +121,21 @@ class SvmlightIndex:
     max_index_line: int
 
 
-def _whole_lines(f, block=BLOCK_BYTES):
+def _whole_lines(f, block=BLOCK_BYTES, limit=None):
     """Yield the contents of binary file ``f`` from its position, as bytes objects that
     end with a newline (the last one may not), each at least ``block`` long but the last.
+
+    ``limit``: only the lines that start in the next ``limit`` bytes (the last of them
+    read to its end).
     """
     carry = b""
+    left = limit
     while True:
-        chunk = f.read(block)
+        chunk = f.read(block if left is None else min(block, left))
+        if left is not None:
+            left -= len(chunk)
+            if left == 0 and chunk and not chunk.endswith(b"\n"):
+                chunk += f.readline()  # the line that straddles the limit
         if not chunk:
             if carry:
                 yield carry
@@ -146,13 +159,26 @@ def index_file(path: str | os.PathLike) -> SvmlightIndex:
     OSError
         The file cannot be read.
     """
+    return merge_ranges(path, [index_range(path, 0, 1)])
+
+
+def index_range(path: str | os.PathLike, part: int, parts: int) -> dict:
+    """The index of the lines of ``path`` that start in the ``part``-th of ``parts``
+    equal byte ranges, counted from that range (:func:`merge_ranges` joins them).
+
+    Raises OSError when the file cannot be read.
+    """
     index_block = compiled()["index_block"]
     offsets, lines, colons = [], [], []
-    rows = newlines = size = n_colons = 0
+    rows = newlines = n_colons = 0
     best, best_line = -1, 0
     with open(path, "rb") as f:
-        mtime = os.fstat(f.fileno()).st_mtime_ns
-        for data in _whole_lines(f):
+        st = os.fstat(f.fileno())
+        lo, hi = st.st_size * part // parts, st.st_size * (part + 1) // parts
+        start = _line_start(f, lo)
+        size = start
+        f.seek(start)
+        for data in _whole_lines(f, limit=max(hi - start, 0)):
             buf = np.frombuffer(data, dtype=np.uint8)
             room = buf.size // STRIDE + 2
             off, ln, co = (np.empty(room, dtype=np.int64) for _ in range(3))
@@ -164,11 +190,60 @@ def index_file(path: str | os.PathLike) -> SvmlightIndex:
                 best, best_line = int(top), int(top_line)
             rows, newlines, size = rows + int(n), newlines + int(nl), size + buf.size
             n_colons += int(nc)
+    empty = np.empty(0, dtype=np.int64)
+    return {"file": (st.st_size, st.st_mtime_ns), "rows": rows, "newlines": newlines,
+            "colons_total": n_colons, "best": (best, best_line),
+            "offsets": np.concatenate(offsets or [empty]),
+            "lines": np.concatenate(lines or [empty]),
+            "colons": np.concatenate(colons or [empty])}
+
+
+def _line_start(f, position):
+    """The first byte at or after ``position`` that starts a line of binary file ``f``."""
+    if position == 0:
+        return 0
+    f.seek(position - 1)
+    while True:
+        block = f.read(1 << 16)
+        if not block:
+            return f.tell()
+        cut = block.find(b"\n")
+        if cut >= 0:
+            return f.tell() - len(block) + cut + 1
+
+
+def merge_ranges(path: str | os.PathLike, pieces: list) -> SvmlightIndex:
+    """One :class:`SvmlightIndex` from the :func:`index_range` results of all ranges of
+    ``path``, in order.
+
+    Raises
+    ------
+    UsageError
+        Empty file, one without data lines, or one that changed between the ranges.
+    """
+    if len({p["file"] for p in pieces}) > 1:
+        raise UsageError(f"{path}: the file changed while the job indexed it")
+    size, mtime = pieces[0]["file"]
+    rows, offsets, lines, colons = [], [], [], []
+    n_rows = n_lines = n_colons = 0
+    best, best_line = -1, 0
+    for p in pieces:
+        offsets.append(p["offsets"])
+        lines.append(p["lines"] + n_lines)
+        colons.append(p["colons"] + n_colons)
+        # index_range samples every STRIDE-th row of its own range, from its first
+        rows.append(n_rows + STRIDE * np.arange(p["offsets"].size, dtype=np.int64))
+        top, top_line = p["best"]
+        if top > best:
+            best, best_line = top, top_line + n_lines
+        n_rows, n_lines, n_colons = (n_rows + p["rows"], n_lines + p["newlines"],
+                                     n_colons + p["colons_total"])
     if size == 0:
         raise UsageError(f"{path}: the file is empty")
-    if rows == 0:
+    if n_rows == 0:
         raise UsageError(f"{path}: no data lines")
-    return SvmlightIndex(size=size, mtime_ns=mtime, n_rows=rows,
+    return SvmlightIndex(size=size, mtime_ns=mtime, n_rows=n_rows,
+                         rows=np.concatenate(rows + [[n_rows]]).astype(np.int64),
                          offsets=np.concatenate(offsets + [[size]]).astype(np.int64),
                          lines=np.concatenate(lines).astype(np.int64),
                          colons=np.concatenate(colons + [[n_colons]]).astype(np.int64),
@@ -368,7 +443,9 @@ class SvmlightSource(DataSource):
         colons.
         """
         ix = self.index
-        a, b = start // STRIDE, -(-stop // STRIDE)
+        # the last kept row at or before start, the first at or after stop
+        a = int(np.searchsorted(ix.rows, start, side="right")) - 1
+        b = int(np.searchsorted(ix.rows, stop, side="left"))
         lo, hi = int(ix.offsets[a]), int(ix.offsets[b])
         with open(self.path, "rb") as f:
             st = os.fstat(f.fileno())
@@ -377,7 +454,7 @@ class SvmlightSource(DataSource):
             f.seek(lo)
             text = f.read(hi - lo)
         self.bytes_read += len(text)
-        return text, start - a * STRIDE, int(ix.lines[a]), int(ix.colons[b] - ix.colons[a])
+        return text, start - int(ix.rows[a]), int(ix.lines[a]), int(ix.colons[b] - ix.colons[a])
 
     def _read(self, start, stop):
         parts = []
