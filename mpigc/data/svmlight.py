@@ -178,7 +178,9 @@ def index_range(path: str | os.PathLike, part: int, parts: int) -> dict:
         start = _line_start(f, lo)
         size = start
         f.seek(start)
-        for data in _whole_lines(f, limit=max(hi - start, 0)):
+        # the last range reads to the end: what fstat says of a size is not always so
+        limit = None if part == parts - 1 else max(hi - start, 0)
+        for data in _whole_lines(f, limit=limit):
             buf = np.frombuffer(data, dtype=np.uint8)
             room = buf.size // STRIDE + 2
             off, ln, co = (np.empty(room, dtype=np.int64) for _ in range(3))
@@ -191,7 +193,8 @@ def index_range(path: str | os.PathLike, part: int, parts: int) -> dict:
             rows, newlines, size = rows + int(n), newlines + int(nl), size + buf.size
             n_colons += int(nc)
     empty = np.empty(0, dtype=np.int64)
-    return {"file": (st.st_size, st.st_mtime_ns), "rows": rows, "newlines": newlines,
+    return {"file": (st.st_size, st.st_mtime_ns), "end": size, "rows": rows,
+            "newlines": newlines,
             "colons_total": n_colons, "best": (best, best_line),
             "offsets": np.concatenate(offsets or [empty]),
             "lines": np.concatenate(lines or [empty]),
@@ -223,7 +226,8 @@ def merge_ranges(path: str | os.PathLike, pieces: list) -> SvmlightIndex:
     """
     if len({p["file"] for p in pieces}) > 1:
         raise UsageError(f"{path}: the file changed while the job indexed it")
-    size, mtime = pieces[0]["file"]
+    mtime = pieces[0]["file"][1]
+    size = pieces[-1]["end"]  # the bytes there were (the last range reads to the end)
     rows, offsets, lines, colons = [], [], [], []
     n_rows = n_lines = n_colons = 0
     best, best_line = -1, 0
