@@ -196,7 +196,7 @@ class Comm:
         its sleeps capped at ``longest`` seconds if given).
 
         Ranks blocked in MPI poll at full speed; with more ranks than cores the ones that
-        wait (for rank 0's index of a file, for a Lanczos product, for the decode) take
+        wait (for the open of a file, for a Lanczos product, for the decode) take
         the cores from the ranks that compute. So the set-up collectives are nonblocking
         (flat trees when oversubscribed: runtime/launch.py) and waited for here.
         """

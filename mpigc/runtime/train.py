@@ -95,7 +95,7 @@ def _prepare(args, comm, mpicomm, stop, source=None):
         raise UsageError(f"mpigc train needs at least 2 MPI ranks (a parameter server and a "
                          f"worker), got {comm.size}; run it under mpiexec -n N+1")
     # collective (every rank gets here: the checks above give the same verdict everywhere):
-    # rank 0 opens the files, indexing an svmlight file in one pass, and sends the source
+    # the ranks index an svmlight file together, rank 0 opens the files and sends the source
     if source is None:
         source = parse_data_spec(cfg.data, model=cfg.model, comm=comm)
     n = comm.size - 1
