@@ -1,7 +1,9 @@
 """The rows each rank trains and evaluates on (collective set-up steps of a job).
 
 :func:`read`: a worker reads the rows of its chunks (and its share of ``--test-data``),
-rank 0 the whole data set with ``--verify``; the labels are agreed on. Then, in this
+rank 0 the whole data set with ``--verify``; the labels are agreed on. A source whose
+read is a parse (svmlight) is parsed once per chunk, by the chunk's owner, which sends
+the rows to the chunk's other holders. Then, in this
 order, :func:`split_validation` (``--validation-fraction``) and :func:`standardize`
 (``--standardize``, from the training rows only).
 """
@@ -112,6 +114,8 @@ def _share_parsed(job, own, layouts):
     counts = np.cumsum([0] + [layouts[j][0] for j in chunks])
     starts = np.cumsum([0] + [stop - start for start, stop in ranges])
     index = np.result_type(*[np.dtype(t) for j in chunks for t in layouts[j][1:]])
+    if counts[-1] > np.iinfo(index).max:  # the stacked entries outgrow the chunks' indices
+        index = np.dtype(np.int64)
     indptr, indices = np.empty(starts[-1] + 1, index), np.empty(counts[-1], index)
     data, y = np.empty(counts[-1]), np.empty(starts[-1])
     pieces, casts = {}, []  # each chunk's own indptr (from 0); index arrays to widen
