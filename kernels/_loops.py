@@ -1,13 +1,14 @@
 """Row losses and the fused row loops, a block of rows at a time.
 
-Dense: a block of ``BLOCK`` rows is processed in three steps: the dot product of each row
-with ``w`` (the only time the rows are read from memory), the losses and slopes of the
-whole block at once, then one pass over the columns that adds ``slope_b * x_b`` of every
-row of the block into ``grad`` (the rows are still in L1). Every byte of X is read from
-memory once, where NumPy/SciPy read it twice (``X @ w`` then ``X.T @ r``), and ``grad`` is
-loaded and stored once per block instead of once per row. Each dot first asks the cache
-for the row one block ahead, so memory keeps streaming while the losses and the column
-pass compute.
+Dense: a block of rows is processed in three steps: the dot product of each row with ``w``
+(the only time the rows are read from memory), the losses and slopes of the whole block at
+once, then, ``BLOCK`` rows at a time, one pass over the columns that adds ``slope_b * x_b``
+of those rows into ``grad`` (the rows still in L1; in L2 for the logistic model, whose
+blocks of ``LOSS_BLOCK`` rows give its SIMD loss loop enough rows). Every byte of X is
+read from memory once, where NumPy/SciPy read it twice (``X @ w`` then ``X.T @ r``), and
+``grad`` is loaded and stored once per ``BLOCK`` rows instead of once per row. Each dot
+first asks the cache for the row ``PREFETCH_ROWS`` ahead, so memory keeps streaming while
+the losses and the column pass compute.
 
 CSR: a block of ``CSR_BLOCK`` rows at a time, in the same three steps (the dots, the
 losses, then one scatter of ``slope_b * x_b`` per row into ``grad``, the rows still in
@@ -54,6 +55,11 @@ MODEL_CODES = {"logistic": LOGISTIC, "linear": LINEAR}
 # Rows per block: 16 rows of 128 float64 columns (16 KB) stay in L1 between the dots and
 # the update; fewer rows repeat the grad pass more often, more spill out of L1.
 BLOCK = 16
+# Rows per block of the logistic losses (a multiple of BLOCK; the column pass still takes
+# BLOCK rows at a time, now from L2): at 16 rows a call of the SIMD loss loop costs 40-60
+# cycles a row (its set-up, and LLVM's scalar first and last iterations), at 128 rows 13.
+# The linear losses are a subtraction: their blocks stay at BLOCK rows, in L1.
+LOSS_BLOCK = 128
 # Rows ahead of the dot that it asks the cache to fetch (one block): the hardware
 # prefetcher stops while the losses and the column pass run on data already in L1.
 PREFETCH_ROWS = BLOCK
@@ -261,11 +267,12 @@ def dense(model, X, y, w, start, stop, grad, intercept):
     d = X.shape[1]
     b0 = w[d] if intercept else 0.0
     line = _CACHE_LINE // X.itemsize
-    scratch = np.empty((3, BLOCK))
+    scratch = np.empty((3, LOSS_BLOCK))
     t, loss, slope = scratch[0], scratch[1], scratch[2]
+    rows = LOSS_BLOCK if model == LOGISTIC else BLOCK
     total = 0.0
-    for r0 in range(start, stop, BLOCK):
-        n = min(BLOCK, stop - r0)
+    for r0 in range(start, stop, rows):
+        n = min(rows, stop - r0)
         for b in range(n):
             ahead = r0 + b + PREFETCH_ROWS
             if ahead < stop:
@@ -276,21 +283,25 @@ def dense(model, X, y, w, start, stop, grad, intercept):
         for b in range(n):
             total += loss[b]
         _intercept_slopes(intercept, slope, n, grad, d)
-        if n == BLOCK:
-            # a constant trip count: LLVM unrolls the rows and vectorises the columns;
-            # four partial sums, or each column vector waits on a chain of 16 FMAs
-            for j in range(d):
-                a0, a1, a2, a3 = grad[j], 0.0, 0.0, 0.0
-                for b in range(0, BLOCK, 4):
-                    a0 += slope[b] * X[r0 + b, j]
-                    a1 += slope[b + 1] * X[r0 + b + 1, j]
-                    a2 += slope[b + 2] * X[r0 + b + 2, j]
-                    a3 += slope[b + 3] * X[r0 + b + 3, j]
-                grad[j] = (a0 + a1) + (a2 + a3)
-        else:
-            for b in range(n):
-                for j in range(d):
-                    grad[j] += slope[b] * X[r0 + b, j]
+        for g in range(0, n, BLOCK):
+            if g + BLOCK <= n:
+                # a constant trip count: LLVM unrolls the rows and vectorises the columns;
+                # four partial sums, or each column vector waits on a chain of 16 FMAs;
+                # unsigned rows and columns: no wraparound select per row and subscript
+                r = np.uintp(r0 + g)
+                for j in range(np.uintp(d)):
+                    a0, a1, a2, a3 = grad[j], 0.0, 0.0, 0.0
+                    for b in range(0, BLOCK, 4):
+                        rb = r + np.uintp(b)
+                        a0 += slope[g + b] * X[rb, j]
+                        a1 += slope[g + b + 1] * X[rb + np.uintp(1), j]
+                        a2 += slope[g + b + 2] * X[rb + np.uintp(2), j]
+                        a3 += slope[g + b + 3] * X[rb + np.uintp(3), j]
+                    grad[j] = (a0 + a1) + (a2 + a3)
+            else:
+                for b in range(g, n):
+                    for j in range(d):
+                        grad[j] += slope[b] * X[r0 + b, j]
     return total
 
 

@@ -255,13 +255,15 @@ def test_vectorisable_exp_and_log1p_match_libm():
 
 
 @pytest.mark.parametrize("layout", ("dense64", "dense32", "csr"))
-def test_long_ranges_many_blocks(layout):
+@pytest.mark.parametrize("model", MODELS)
+def test_long_ranges_many_blocks(model, layout):
     """Ranges far longer than a block and starting inside one, with wide rows: the full-block
-    path, the ragged tail and the prefetches past the end of the range."""
+    path, the ragged tail and the prefetches past the end of the range (the two models
+    block their rows differently)."""
     X, y, w = make(layout, n=1000, d=300, density=0.05, seed=3)
     for start, stop in ((0, 1000), (5, 998), (17, 50)):
         grad = np.zeros(300)
-        loss = loss_grad("logistic", X, y, w, start, stop, grad)
-        ref_loss, ref_grad = reference("logistic", X[start:stop], y[start:stop], w)
+        loss = loss_grad(model, X, y, w, start, stop, grad)
+        ref_loss, ref_grad = reference(model, X[start:stop], y[start:stop], w)
         assert rel_err(loss, ref_loss) <= RTOL
         assert rel_err(grad, ref_grad) <= RTOL
