@@ -200,19 +200,6 @@ def _dense_dot(X, r, w):
     return t
 
 
-@njit(inline="always", **_JIT)
-def _dense_dot2(X, r, w):
-    # rows r and r + 1 at once: each w[j] is loaded once for both (a dot of one row is
-    # bound by its two loads per multiply-add); unsigned, as in the column pass
-    r0 = np.uintp(r)
-    r1 = r0 + np.uintp(1)
-    t0 = t1 = 0.0
-    for j in range(np.uintp(X.shape[1])):
-        t0 += X[r0, j] * w[j]
-        t1 += X[r1, j] * w[j]
-    return t0, t1
-
-
 @njit(inline="always", **_CSR_JIT)
 def _csr_dot(data, indices, indptr, r, w):
     # four independent sums hide the add latency (faster than LLVM's gathers in the loop)
@@ -286,17 +273,12 @@ def dense(model, X, y, w, start, stop, grad, intercept):
     total = 0.0
     for r0 in range(start, stop, rows):
         n = min(rows, stop - r0)
-        for b in range(0, n - 1, 2):
-            for a in range(2):
-                ahead = r0 + b + a + PREFETCH_ROWS
-                if ahead < stop:
-                    for j in range(0, d, line):
-                        _prefetch_to_l2(X, ahead, j)
-            t0, t1 = _dense_dot2(X, r0 + b, w)
-            t[b] = t0 + b0
-            t[b + 1] = t1 + b0
-        if n % 2:
-            t[n - 1] = _dense_dot(X, r0 + n - 1, w) + b0
+        for b in range(n):
+            ahead = r0 + b + PREFETCH_ROWS
+            if ahead < stop:
+                for j in range(0, d, line):
+                    _prefetch_to_l2(X, ahead, j)
+            t[b] = _dense_dot(X, r0 + b, w) + b0
         block_losses(model, t, y, r0, n, loss, slope)
         for b in range(n):
             total += loss[b]
