@@ -57,9 +57,10 @@ MODEL_CODES = {"logistic": LOGISTIC, "linear": LINEAR}
 BLOCK = 16
 # Rows per block of the logistic losses (a multiple of BLOCK; the column pass still takes
 # BLOCK rows at a time, now from L2): at 16 rows a call of the SIMD loss loop costs 40-60
-# cycles a row (its set-up, and LLVM's scalar first and last iterations), at 128 rows 13.
-# The linear losses are a subtraction: their blocks stay at BLOCK rows, in L1.
-LOSS_BLOCK = 128
+# cycles a row (its set-up, and LLVM's scalar first and last iterations), at 256 rows 11
+# (256 KB of float64 rows in the 1 MB L2). The linear losses are a subtraction: their
+# blocks stay at BLOCK rows, in L1.
+LOSS_BLOCK = 256
 # Rows ahead of the dot that it asks the cache to fetch (one block): the hardware
 # prefetcher stops while the losses and the column pass run on data already in L1.
 PREFETCH_ROWS = BLOCK
