@@ -81,8 +81,8 @@ def parse_data_spec(spec: str | None, model: str | None = None, comm: Comm | Non
         disagree on the number of features.
     """
     if comm is not None and comm.size > 1:
-        # every rank checks that it sees the files (a few metadata calls, agreed), rank 0
-        # alone reads them
+        # every rank checks that it sees the files (a few metadata calls, agreed), the
+        # ranks index svmlight files together, rank 0 alone opens the files
         error, kinds = None, {}
         try:
             kinds = _check_spec(spec, compressed)

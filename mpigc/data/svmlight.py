@@ -193,7 +193,7 @@ def index_range(path: str | os.PathLike, part: int, parts: int) -> dict:
             rows, newlines, size = rows + int(n), newlines + int(nl), size + buf.size
             n_colons += int(nc)
     empty = np.empty(0, dtype=np.int64)
-    return {"file": (st.st_size, st.st_mtime_ns), "end": size, "rows": rows,
+    return {"file": (st.st_size, st.st_mtime_ns), "end": size, "n_rows": rows,
             "newlines": newlines,
             "colons_total": n_colons, "best": (best, best_line),
             "offsets": np.concatenate(offsets or [empty]),
@@ -206,13 +206,8 @@ def _line_start(f, position):
     if position == 0:
         return 0
     f.seek(position - 1)
-    while True:
-        block = f.read(1 << 16)
-        if not block:
-            return f.tell()
-        cut = block.find(b"\n")
-        if cut >= 0:
-            return f.tell() - len(block) + cut + 1
+    f.readline()  # to the end of the line that holds byte position - 1
+    return f.tell()
 
 
 def merge_ranges(path: str | os.PathLike, pieces: list) -> SvmlightIndex:
@@ -240,7 +235,7 @@ def merge_ranges(path: str | os.PathLike, pieces: list) -> SvmlightIndex:
         top, top_line = p["best"]
         if top > best:
             best, best_line = top, top_line + n_lines
-        n_rows, n_lines, n_colons = (n_rows + p["rows"], n_lines + p["newlines"],
+        n_rows, n_lines, n_colons = (n_rows + p["n_rows"], n_lines + p["newlines"],
                                      n_colons + p["colons_total"])
     if size == 0:
         raise UsageError(f"{path}: the file is empty")

@@ -192,8 +192,9 @@ class Comm:
     @staticmethod
     @_guarded
     def wait_polling(request, longest=None):
-        """Wait for ``request`` in a sleeping poll (:class:`~mpigc.runtime.poll.Backoff`,
-        its sleeps capped at ``longest`` seconds if given).
+        """Wait for ``request`` (or a list of requests, all of them) in a sleeping poll
+        (:class:`~mpigc.runtime.poll.Backoff`, its sleeps capped at ``longest`` seconds if
+        given).
 
         Ranks blocked in MPI poll at full speed; with more ranks than cores the ones that
         wait (for the open of a file, for a Lanczos product, for the decode) take
@@ -276,10 +277,7 @@ class Comm:
         requests = [self.comm.Isend(a, dest=self._current[d], tag=TAG_ROWS) for d, a in sends]
         requests += [self.comm.Irecv(a, source=self._current[s], tag=TAG_ROWS)
                      for s, a in recvs]
-        backoff = Backoff()
-        # twice per wake, like _test
-        while not (MPI.Request.Testall(requests) or MPI.Request.Testall(requests)):
-            backoff.wait()
+        self.wait_polling(requests)
 
     @_guarded
     def agree(self, error):
@@ -511,8 +509,11 @@ def _test(request):
     MPICH's ``MPI_Test`` and ``MPI_Improbe`` look for a completion or a match *before*
     they make progress, not after: a message that arrived while the rank slept is pulled
     in by the first call and seen only by the next. Every poll loop here sleeps between
-    tests, so testing once per wake would cost a whole extra sleep per message.
+    tests, so testing once per wake would cost a whole extra sleep per message. A list of
+    requests is tested together (``MPI_Testall``).
     """
+    if isinstance(request, list):
+        return MPI.Request.Testall(request) or MPI.Request.Testall(request)
     return request.Test() or request.Test()
 
 

@@ -49,8 +49,7 @@ def read(job, error: Optional[str] = None) -> Optional[str]:
         elif error is None and comm.rank != 0:
             chunks = job.protocol.assignment.chunks(job.worker)  # [worker] for allreduce
             if source.parses:
-                own = {j: source.read_rows([_range(job, j)], cfg.dtype)
-                       for j in sorted(chunks) if job.owner[j] == job.worker}
+                own = {j: source.read_rows([_range(job, j)], cfg.dtype) for j in job.owned()}
                 labels = label_sample(np.concatenate([y for _, y in own.values()] or [[]]))
             else:
                 job.data = _chunk_data(job, chunks)
@@ -122,7 +121,7 @@ def _share_parsed(job, own, layouts):
     for k, j in enumerate(chunks):
         rows, entries = slice(starts[k], starts[k + 1]), slice(counts[k], counts[k + 1])
         if j in own:
-            X, y[rows] = own[j][0], own[j][1]
+            X, y[rows] = own[j]
             pieces[k], indices[entries], data[entries] = X.indptr, X.indices, X.data
             continue
         n, ptr_type, idx_type = layouts[j]

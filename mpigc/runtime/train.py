@@ -203,8 +203,9 @@ class Job:
         return [r - 1 for r in self.comm.dead]
 
     def owned(self):
-        """The chunks of this worker that it evaluates (each chunk has one owner)."""
-        return [j for j in self.data.chunks if self.owner[j] == self.worker]
+        """The chunks of this worker that it evaluates (each chunk has one owner), ascending."""
+        return sorted(j for j in self.protocol.assignment.chunks(self.worker)
+                      if self.owner[j] == self.worker)
 
     def _load_checkpoint(self):
         """Rank 0 with --resume: the checkpoint, if it fits this run (else UsageError)."""
