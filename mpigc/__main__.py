@@ -1,5 +1,5 @@
 """``python -m mpigc``: the command line."""
 
-from mpigc.cli import main
+from mpigc.cli import console
 
-raise SystemExit(main())
+raise SystemExit(console())

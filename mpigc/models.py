@@ -116,10 +116,16 @@ def top_eigenvalue(apply: Callable[[np.ndarray], np.ndarray], dim: int, rtol: fl
     """Upper bound on the largest eigenvalue of a symmetric positive semidefinite operator.
 
     Meant for ``X^T X / n`` held in pieces: ``apply`` may sum the products of several
-    ranks' chunks (a distributed matrix-vector product). Lanczos
-    (``scipy.sparse.linalg.eigsh``, ARPACK) on a Krylov space of :func:`lanczos_steps` + 1
-    vectors from a Gaussian start: about that many products, whatever the spectrum (a
-    power iteration needs the gap between the two largest eigenvalues).
+    ranks' chunks (a distributed matrix-vector product). Lanczos from a Gaussian start,
+    :func:`lanczos_steps` products whatever the spectrum (a power iteration needs the gap
+    between the two largest eigenvalues); the top eigenvalue of the tridiagonal matrix
+    it builds is the top Ritz value.
+
+    The three-term recurrence without reorthogonalization against older vectors: lost
+    orthogonality only repeats Ritz values that have converged (Paige), and the top Ritz
+    value stays below ``lambda_max`` up to rounding. ARPACK (``scipy.sparse.linalg.eigsh``)
+    reorthogonalizes every vector against all earlier ones: 3-5 ms a step for 50000
+    features, on rank 0 while every worker waits, and 0.22 s to import.
 
     Parameters
     ----------
@@ -138,24 +144,35 @@ def top_eigenvalue(apply: Callable[[np.ndarray], np.ndarray], dim: int, rtol: fl
     float
         ``theta / (1 - rtol)`` for the top Ritz value ``theta``; ``lr = 1/L`` stays stable.
     """
-    import scipy.sparse.linalg as spla  # (and scipy.linalg) only for d > GRAM_MAX_D
-
     if dim == 0:
         return 0.0
-    ncv = lanczos_steps(dim, rtol, failure) + 1
-    if dim <= ncv:  # the Krylov space would be the whole space: the exact eigenvalue
+    steps = lanczos_steps(dim, rtol, failure)
+    if dim <= steps + 1:  # the Krylov space would be the whole space: the exact eigenvalue
         A = np.column_stack([apply(e) for e in np.eye(dim)])
         return float(max(np.linalg.eigvalsh((A + A.T) / 2)[-1], 0.0))
-    v0 = np.random.default_rng(seed).standard_normal(dim)
-    op = spla.LinearOperator((dim, dim), matvec=apply, dtype=np.float64)
-    try:  # ARPACK stops when the Ritz value is within rtol: usually the first ncv products
-        theta = spla.eigsh(op, k=1, which="LA", ncv=ncv, tol=rtol, v0=v0,
-                           return_eigenvectors=False)[0]
-    except spla.ArpackError:
-        if np.any(apply(v0)):
-            raise
-        return 0.0  # ARPACK cannot start on A v0 = 0: the zero operator (all-zero data)
-    return max(float(theta), 0.0) / (1.0 - rtol)
+    q = np.random.default_rng(seed).standard_normal(dim)
+    q /= np.linalg.norm(q)
+    q_prev, beta, norm = np.zeros(dim), 0.0, 0.0  # norm: a lower estimate of ||A||
+    alphas, betas = [], []
+    for _ in range(steps):
+        r = np.asarray(apply(q), dtype=np.float64)
+        alpha = float(q @ r)
+        r -= alpha * q + beta * q_prev
+        # a second pass against the last two vectors: the recurrence's own cancellation
+        c = float(q @ r)
+        r -= c * q
+        alpha += c
+        alphas.append(alpha)
+        beta = float(np.linalg.norm(r))
+        norm = max(norm, abs(alpha) + beta)
+        if beta <= 1e-12 * norm:
+            break  # an invariant subspace: its Ritz values are eigenvalues
+        betas.append(beta)
+        q_prev, q = q, r / beta
+    k = len(alphas)
+    T = np.diag(alphas) + np.diag(betas[:k - 1], 1) + np.diag(betas[:k - 1], -1)
+    theta = float(np.linalg.eigvalsh(T)[-1])
+    return max(theta, 0.0) / (1.0 - rtol)
 
 
 def spectral_norm_sq(X) -> float:
