@@ -88,7 +88,7 @@ def parse_data_spec(spec: str | None, model: str | None = None, comm: Comm | Non
             kinds = _check_spec(spec, compressed)
         except UsageError as exc:
             error = str(exc)
-        error = comm.agree(error)
+        error = _agree_on_files(comm, error, list(kinds))
         if error is not None:
             raise UsageError(error)
         indexes = _index_together([p for p, kind in kinds.items() if kind == "svmlight"], comm)
@@ -96,6 +96,23 @@ def parse_data_spec(spec: str | None, model: str | None = None, comm: Comm | Non
             import scipy.sparse  # noqa: F401  (what the CSR rows need, while rank 0 opens)
         return _shared(comm, lambda: _open_spec(spec, model, compressed, indexes))
     return _open_spec(spec, model, compressed, {})
+
+
+def _agree_on_files(comm, error, files):
+    """Collective: the first error of any rank, else one naming a rank whose expansion of
+    the spec (its globs) differs from rank 0's; None when every rank sees the same files.
+    """
+    every = comm.allgather((error, files))
+    for message, _ in every:
+        if message is not None:
+            return message
+    for rank, (_, theirs) in enumerate(every):
+        if theirs != every[0][1]:
+            first = sorted(set(theirs) ^ set(every[0][1]))[:1] or every[0][1][:1]
+            return (f"the data spec names different files on different ranks: rank 0 sees "
+                    f"{len(every[0][1])}, rank {rank} sees {len(theirs)}, differing in "
+                    f"{first[0]} (a directory that is not shared, or still being written?)")
+    return None
 
 
 def _index_together(paths, comm):

@@ -72,6 +72,8 @@ def run(args, comm=None, source=None, keep_history=False):
         job.keep_history = keep_history
     except UsageError as exc:
         error = str(exc)
+    except BaseException:  # noqa: BLE001 - the others would wait in the data's collectives
+        comm.abort_on_exception()
     error = comm.agree(error)
     if error is not None:
         raise UsageError(error)
