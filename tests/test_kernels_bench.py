@@ -25,12 +25,15 @@ def test_bench_json_fields(capsys, monkeypatch):
         assert e["rows_per_s"] == pytest.approx(64 / e["seconds"])
         assert e["in_cache_seconds"] > 0 and e["compute_bound_fraction"] > 0
     ceilings = result["csr_ceilings"]
-    for name in ("read", "gather_dot", "scatter"):
+    for name in ("read", "gather_dot", "scatter", "dot_then_scatter"):
         c = ceilings[name]
         assert c["gbytes_per_s"] == pytest.approx(result["layouts"]["csr"]["bytes"]
                                                   / c["seconds"] / 1e9)
         assert c["in_cache_seconds"] > 0
     assert 0 < ceilings["dot_and_scatter_fraction"]
+    assert ceilings["floor_fraction"] == pytest.approx(
+        ceilings["dot_then_scatter"]["gbytes_per_s"]
+        / result["kernels"]["linear/csr"]["read_gbytes_per_s"])
     assert result["csr_nnz"] == 64 * bench.CSR_ROW_NNZ
     # CSR bytes are data + indices (float64 + int32 per entry), not indptr
     assert result["layouts"]["csr"] == {"rows": 64, "bytes": 64 * bench.CSR_ROW_NNZ * 12}
@@ -82,6 +85,11 @@ def test_csr_ceiling_loops_compute_what_they_bound():
     grad = np.zeros(X.shape[1])
     bench.csr_scatter(X.data, X.indices, 0.5, grad)
     assert np.allclose(grad, 0.5 * np.asarray(X.sum(axis=0)).ravel(), rtol=1e-12)
+    # the floor loop: the dots' sum, and the gradient of sum_r c (x_r . w)^2 / 2
+    grad = np.zeros(X.shape[1])
+    total = bench.csr_dot_then_scatter(X.data, X.indices, X.indptr, w, 0.5, grad)
+    assert total == pytest.approx((X @ w).sum())
+    assert np.allclose(grad, 0.5 * (X.T @ (X @ w)), rtol=1e-12)
     assert bench.numba_csr_read(X.data, X.indices) == pytest.approx(X.data.sum()
                                                                     + X.indices.sum())
 

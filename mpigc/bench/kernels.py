@@ -29,7 +29,10 @@ gather-only dot ``sum data[k] w[indices[k]]`` and the scatter-only ``grad[indice
 c data[k]``, each from memory and in cache (L2-sized, scaled as above). A fused kernel
 reads data and indices once, from memory, and runs both loops; ``dot_and_scatter_fraction``
 is the read's time over the in-cache dot plus scatter, the bound on its
-``bandwidth_fraction``.
+``bandwidth_fraction``. ``dot_then_scatter`` is the cheapest loop that does a CSR
+gradient's work per entry, from memory: row by row, with the kernels' prefetch, the dot,
+then the scatter of ``c * dot`` (no labels, no loss); ``floor_fraction`` is the read's
+time over it, the ``bandwidth_fraction`` the kernels' gather and scatter loops can reach.
 
 ``cached_first_call_s`` is the first ``loss_grad`` call of a fresh interpreter whose Numba
 cache is warm (``cached_first_call_path``: "aot" when it loaded the ahead-of-time module
@@ -53,7 +56,7 @@ from scipy.special import expit
 
 from mpigc.errors import require
 from mpigc.kernels import loss_grad, warmup
-from mpigc.kernels._loops import _csr_axpy, _csr_dot
+from mpigc.kernels._loops import _csr_axpy, _csr_dot, _csr_prefetch
 from mpigc.models import MODELS
 
 DEFAULT_COLS = 128
@@ -137,6 +140,18 @@ def csr_gather_dot(data, indices, w):
 def csr_scatter(data, indices, c, grad):
     """The CSR kernels' scatter over all of data and indices as one row."""
     _csr_axpy(data, indices, np.array([0, data.shape[0]], dtype=np.intp), 0, c, grad)
+
+
+@njit(nogil=True, fastmath={"contract"})
+def csr_dot_then_scatter(data, indices, indptr, w, c, grad):
+    """Row by row: the CSR kernels' prefetch and dot, then their scatter of ``c * dot``."""
+    total = 0.0
+    for r in range(indptr.shape[0] - 1):
+        _csr_prefetch(data, indices, indptr, r)
+        t = _csr_dot(data, indices, indptr, r, w)
+        total += t
+        _csr_axpy(data, indices, indptr, r, c * t, grad)
+    return total
 
 
 def _size_bytes(text):
@@ -314,13 +329,19 @@ def in_cache_seconds(fn, shape, l2, repeat):
 
 def csr_ceilings(X, w, read_seconds, l2, repeat):
     """The CSR bounds (see the module docstring): seconds and GB/s of each loop alone."""
-    data, indices = X.data, X.indices
+    data, indices, indptr = X.data, X.indices, X.indptr
     nbytes = sum(a.nbytes for a in streamed_arrays(X))
     entry = data.itemsize + indices.itemsize
     grad = np.zeros(X.shape[1])
     loops = {"read": lambda m: numba_csr_read(data[:m], indices[:m]),
              "gather_dot": lambda m: csr_gather_dot(data[:m], indices[:m], w),
-             "scatter": lambda m: csr_scatter(data[:m], indices[:m], 0.5, grad)}
+             "scatter": lambda m: csr_scatter(data[:m], indices[:m], 0.5, grad),
+             # the rows within the first m entries (m in indptr's dtype, or NumPy would
+             # convert all of indptr for every search)
+             "dot_then_scatter": lambda m: csr_dot_then_scatter(
+                 data, indices,
+                 indptr[:np.searchsorted(indptr, indptr.dtype.type(m), side="right")], w,
+                 1e-9, grad)}
     nnz = data.shape[0]
     for fn in loops.values():
         fn(1)  # compile outside the timings
@@ -332,6 +353,7 @@ def csr_ceilings(X, w, read_seconds, l2, repeat):
                      "in_cache_seconds": cached}
     both = out["gather_dot"]["in_cache_seconds"] + out["scatter"]["in_cache_seconds"]
     out["dot_and_scatter_fraction"] = read_seconds / both
+    out["floor_fraction"] = read_seconds / out["dot_then_scatter"]["seconds"]
     return out
 
 
@@ -426,8 +448,9 @@ def _table(result):
     lines.append(f"CSR ceilings, ms from memory / in cache: NumPy read "
                  f"{c['numpy_read_gbytes_per_s']:.2f} GB/s; " + ", ".join(
                      f"{k} {c[k]['seconds'] * 1e3:.1f} / {c[k]['in_cache_seconds'] * 1e3:.1f}"
-                     for k in ("read", "gather_dot", "scatter"))
-                 + f"; dot and scatter allow bw frac {c['dot_and_scatter_fraction']:.2f}")
+                     for k in ("read", "gather_dot", "scatter", "dot_then_scatter"))
+                 + f"; dot and scatter allow bw frac {c['dot_and_scatter_fraction']:.2f}"
+                 + f", dot then scatter reaches {c['floor_fraction']:.2f}")
     lines.append("single passes over dense64 (GB/s): " + ", ".join(
         f"{k[:-len('_gbytes_per_s')]} {v:.2f}"
         for k, v in result["dense64_single_pass_bounds"].items()))
