@@ -6,9 +6,11 @@ once, then, ``BLOCK`` rows at a time, one pass over the columns that adds ``slop
 of those rows into ``grad`` (the rows still in L1; in L2 for the logistic model, whose
 blocks of ``LOSS_BLOCK`` rows give its SIMD loss loop enough rows). Every byte of X is
 read from memory once, where NumPy/SciPy read it twice (``X @ w`` then ``X.T @ r``), and
-``grad`` is loaded and stored once per ``BLOCK`` rows instead of once per row. Each dot
-first asks the cache for the row ``PREFETCH_ROWS`` ahead, so memory keeps streaming while
-the losses and the column pass compute.
+``grad`` is loaded and stored once per ``BLOCK`` rows instead of once per row. The rows
+``PREFETCH_ROWS`` ahead (``LOSS_PREFETCH_ROWS`` logistic) are asked of the cache half
+during the dots and half during the column pass, which runs in slices of
+``COLUMN_CHUNK_BYTES`` of each row for this: the hardware prefetcher stops while the
+losses and the column pass compute on rows already in cache, and memory would pause.
 
 CSR: a block of ``CSR_BLOCK`` rows at a time, in the same three steps (the dots, the
 losses, then one scatter of ``slope_b * x_b`` per row into ``grad``, the rows still in
@@ -46,7 +48,7 @@ import numpy as np
 from llvmlite import ir
 from numba import njit, types
 from numba.core import cgutils
-from numba.extending import intrinsic
+from numba.extending import intrinsic, overload
 
 LOGISTIC = 0
 LINEAR = 1
@@ -61,9 +63,14 @@ BLOCK = 16
 # (256 KB of float64 rows in the 1 MB L2). The linear losses are a subtraction: their
 # blocks stay at BLOCK rows, in L1.
 LOSS_BLOCK = 256
-# Rows ahead of the dot that it asks the cache to fetch (one block): the hardware
-# prefetcher stops while the losses and the column pass run on data already in L1.
-PREFETCH_ROWS = BLOCK
+# Rows ahead of the dots that the kernel asks the cache for (linear; logistic: one block,
+# 256 KB of float64 rows beside the block being computed in the 1 MB L2).
+PREFETCH_ROWS = 4 * BLOCK
+LOSS_PREFETCH_ROWS = LOSS_BLOCK
+# Bytes of each row per slice of the column pass (32 float64, 64 float32 columns); each
+# slice first asks for its share of the rows ahead. Fewer bytes cost the pass more set-up
+# (16 row pointers and alias checks per slice).
+COLUMN_CHUNK_BYTES = 256
 # CSR rows per block: the block's losses are one SIMD loop over 256 margins (LLVM's vector
 # loop takes 32 at a time); 256 rows of 32 entries (96 KB) are re-read from L2.
 CSR_BLOCK = 256
@@ -188,6 +195,21 @@ def block_losses(model, t, y, start, n, loss, slope):
             loss[b], slope[b] = linear(t[b], y[start + b])
 
 
+@njit(nogil=True, fastmath={"contract"}, error_model="numpy")
+def full_block_losses(model, t, y, start, loss, slope):
+    """:func:`block_losses` of a whole dense block (``LOSS_BLOCK`` rows logistic, ``BLOCK``
+    linear): a constant trip count, so LLVM's SIMD loop has no scalar remainder, and a
+    slice of ``y`` (no signed subscript per label)."""
+    if model == LOGISTIC:
+        ys = y[start:start + LOSS_BLOCK]
+        for b in range(LOSS_BLOCK):
+            loss[b], slope[b] = logistic(t[b], ys[b])
+    else:
+        ys = y[start:start + BLOCK]
+        for b in range(BLOCK):
+            loss[b], slope[b] = linear(t[b], ys[b])
+
+
 _FASTMATH = {"reassoc", "contract"}
 _JIT = {"nogil": True, "fastmath": _FASTMATH, "error_model": "numpy"}
 _CSR_JIT = {**_JIT, "fastmath": {"contract"}}
@@ -261,6 +283,44 @@ def _intercept_slopes(intercept, slope, n, grad, d):
         grad[d] += s
 
 
+def _row_slice_columns(X):
+    """Columns of ``X`` in ``COLUMN_CHUNK_BYTES`` of a row (a constant: X.itemsize is read
+    at run time, and the column pass needs a constant trip count)."""
+
+
+@overload(_row_slice_columns, inline="always")
+def _row_slice_columns_impl(X):
+    columns = COLUMN_CHUNK_BYTES // (X.dtype.bitwidth // 8)
+    return lambda X: columns
+
+
+@njit(inline="always")
+def _prefetch_upto(X, pf, target, line):
+    # the lines of X from element pf of its flat C order up to target: X[0, pf] (Numba's
+    # item pointer of a C array is its flat position, with no bounds or wraparound test)
+    while pf < target:
+        _prefetch_to_l2(X, 0, pf)
+        pf += line
+    return pf
+
+
+@njit(inline="always", **_JIT)
+def _column_group(X, r, slope, g, j0, j1, grad):
+    # grad[j0:j1] += the BLOCK rows from r, times slope[g:g + BLOCK]: a constant trip count
+    # over the rows, so LLVM unrolls them and vectorises the columns; four partial sums, or
+    # each column vector waits on a chain of 16 FMAs; unsigned rows and columns: no
+    # wraparound select per row and subscript
+    for j in range(np.uintp(j0), np.uintp(j1)):
+        a0, a1, a2, a3 = grad[j], 0.0, 0.0, 0.0
+        for b in range(0, BLOCK, 4):
+            rb = r + np.uintp(b)
+            a0 += slope[g + b] * X[rb, j]
+            a1 += slope[g + b + 1] * X[rb + np.uintp(1), j]
+            a2 += slope[g + b + 2] * X[rb + np.uintp(2), j]
+            a3 += slope[g + b + 3] * X[rb + np.uintp(3), j]
+        grad[j] = (a0 + a1) + (a2 + a3)
+
+
 @njit(cache=True, **_JIT)
 def dense(model, X, y, w, start, stop, grad, intercept):
     """Rows ``[start, stop)`` of a C-contiguous 2-D ``X``: add the gradient, return the loss
@@ -271,34 +331,44 @@ def dense(model, X, y, w, start, stop, grad, intercept):
     scratch = np.empty((3, LOSS_BLOCK))
     t, loss, slope = scratch[0], scratch[1], scratch[2]
     rows = LOSS_BLOCK if model == LOGISTIC else BLOCK
+    ahead = LOSS_PREFETCH_ROWS if model == LOGISTIC else PREFETCH_ROWS
+    # sliced: the dots ask for half a row each, the column pass, in slices of
+    # COLUMN_CHUNK_BYTES of each row, for the other half. linear/float32 computes longer
+    # than it reads: slicing its column pass costs more than the memory it keeps busy, so
+    # its dots ask for whole rows
+    sliced = not (model == LINEAR and X.itemsize == 4)
+    chunk = _row_slice_columns(X)
+    chunks = d // chunk if sliced else 0
+    # the prefetch target's advance per slice: half a row per row of the pass
+    chunk_step = BLOCK * d // (2 * chunks) if chunks > 0 else 0
+    dot_share = 2 if sliced else 1
+    end = stop * d
+    pf = min((start + ahead) * d, end)
     total = 0.0
     for r0 in range(start, stop, rows):
         n = min(rows, stop - r0)
+        # the rows `ahead` further on are asked for during this block's dots and column
+        # pass, so that memory streams while they compute
+        base = (r0 + ahead) * d
         for b in range(n):
-            ahead = r0 + b + PREFETCH_ROWS
-            if ahead < stop:
-                for j in range(0, d, line):
-                    _prefetch_to_l2(X, ahead, j)
+            pf = _prefetch_upto(X, pf, min(base + (b + 1) * d // dot_share, end), line)
             t[b] = _dense_dot(X, r0 + b, w) + b0
-        block_losses(model, t, y, r0, n, loss, slope)
+        if n == rows:
+            full_block_losses(model, t, y, r0, loss, slope)
+        else:
+            block_losses(model, t, y, r0, n, loss, slope)
         for b in range(n):
             total += loss[b]
         _intercept_slopes(intercept, slope, n, grad, d)
         for g in range(0, n, BLOCK):
             if g + BLOCK <= n:
-                # a constant trip count: LLVM unrolls the rows and vectorises the columns;
-                # four partial sums, or each column vector waits on a chain of 16 FMAs;
-                # unsigned rows and columns: no wraparound select per row and subscript
                 r = np.uintp(r0 + g)
-                for j in range(np.uintp(d)):
-                    a0, a1, a2, a3 = grad[j], 0.0, 0.0, 0.0
-                    for b in range(0, BLOCK, 4):
-                        rb = r + np.uintp(b)
-                        a0 += slope[g + b] * X[rb, j]
-                        a1 += slope[g + b + 1] * X[rb + np.uintp(1), j]
-                        a2 += slope[g + b + 2] * X[rb + np.uintp(2), j]
-                        a3 += slope[g + b + 3] * X[rb + np.uintp(3), j]
-                    grad[j] = (a0 + a1) + (a2 + a3)
+                step0 = base + (n + g) * d // 2
+                for c in range(chunks):
+                    pf = _prefetch_upto(X, pf, min(step0 + (c + 1) * chunk_step, end), line)
+                    _column_group(X, r, slope, g, c * chunk, (c + 1) * chunk, grad)
+                _column_group(X, r, slope, g, chunks * chunk, d, grad)
+                pf = _prefetch_upto(X, pf, min(base + (n + g + BLOCK) * d // 2, end), line)
             else:
                 for b in range(g, n):
                     for j in range(d):
