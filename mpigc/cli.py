@@ -244,9 +244,9 @@ def console():
     """The ``mpigc`` command (and ``python -m mpigc``): :func:`main`, then a faster exit.
 
     ``gc.freeze()`` before the interpreter's teardown: its last garbage collection would
-    otherwise walk every object of NumPy, SciPy and mpigc, 0.07-0.1 s of CPU in each
-    process (9 ranks on 2 cores: 0.33-0.43 s of wall time, 0.09-0.15 s frozen). The
-    teardown itself (atexit, MPI_Finalize, closing files) runs as before.
+    otherwise walk every object of NumPy, SciPy and mpigc in every rank (docs/results.md,
+    "Lanczos without ARPACK, a faster exit"). The teardown itself (atexit, MPI_Finalize,
+    closing files) runs as before. Not in :func:`main`, which tests call in-process.
     """
     status = main()
     gc.freeze()

@@ -124,8 +124,8 @@ def top_eigenvalue(apply: Callable[[np.ndarray], np.ndarray], dim: int, rtol: fl
     The three-term recurrence without reorthogonalization against older vectors: lost
     orthogonality only repeats Ritz values that have converged (Paige), and the top Ritz
     value stays below ``lambda_max`` up to rounding. ARPACK (``scipy.sparse.linalg.eigsh``)
-    reorthogonalizes every vector against all earlier ones: 3-5 ms a step for 50000
-    features, on rank 0 while every worker waits, and 0.22 s to import.
+    reorthogonalizes every vector against all earlier ones, on rank 0 while every worker
+    waits (docs/results.md, "Lanczos without ARPACK, a faster exit").
 
     Parameters
     ----------
@@ -155,10 +155,10 @@ def top_eigenvalue(apply: Callable[[np.ndarray], np.ndarray], dim: int, rtol: fl
     q_prev, beta, norm = np.zeros(dim), 0.0, 0.0  # norm: a lower estimate of ||A||
     alphas, betas = [], []
     for _ in range(steps):
-        r = np.asarray(apply(q), dtype=np.float64)
+        r = np.array(apply(q), dtype=np.float64)  # a copy: r is updated in place
         alpha = float(q @ r)
         r -= alpha * q + beta * q_prev
-        # a second pass against the last two vectors: the recurrence's own cancellation
+        # q's component again: the subtraction above cancels, and leaves some of it
         c = float(q @ r)
         r -= c * q
         alpha += c
