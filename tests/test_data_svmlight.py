@@ -335,3 +335,26 @@ def test_an_index_split_into_byte_ranges_reads_the_same_rows(tmp_path, parts):
     for start, stop in [(0, whole.n_rows), (1, 2), (63, 200), (130, 131), (500, whole.n_rows)]:
         (Xa, ya), (Xb, yb) = a.read_rows([(start, stop)]), b.read_rows([(start, stop)])
         assert (Xa != Xb).nnz == 0 and np.array_equal(ya, yb)
+
+
+@settings(max_examples=200, deadline=None)
+@given(lines=st.lists(st.binary(max_size=40).map(lambda b: b.replace(b"\n", b" ")), max_size=30),
+       newline_at_end=st.booleans(), block=st.integers(1, 64), start=st.integers(0, 400),
+       limit=st.one_of(st.none(), st.integers(0, 400)))
+def test_the_index_pass_reads_the_blocks_the_bytes_reader_reads(lines, newline_at_end, block,
+                                                                start, limit):
+    import io
+
+    from mpigc.data.svmlight import _line_blocks, _whole_lines
+
+    text = b"\n".join(lines) + (b"\n" if newline_at_end and lines else b"")
+    start = min(start, len(text))
+
+    def blocks(reader):
+        f = io.BufferedReader(io.BytesIO(text))
+        f.seek(start)
+        return [bytes(b) for b in reader(f, block=block, limit=limit)]
+
+    ours = blocks(_line_blocks)
+    assert b"".join(ours) == b"".join(blocks(_whole_lines))
+    assert all(b.endswith(b"\n") for b in ours[:-1]) and all(ours)
