@@ -190,8 +190,10 @@ def _line_blocks(f, block=INDEX_BLOCK_BYTES, limit=None):
 
 
 def _last_newline(buf, n):
-    """The position of the last newline in ``buf[:n]``, or -1; looked for from the end in
-    windows of 64 KB (a line is shorter than that, as a rule)."""
+    """The position of the last newline in ``buf[:n]``, or -1.
+
+    Looked for from the end in windows of 64 KB (a line is shorter than that, as a rule).
+    """
     hi = n
     while hi > 0:
         lo = max(0, hi - (1 << 16))
