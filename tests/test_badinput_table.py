@@ -73,6 +73,7 @@ NARROW = _npz("narrow.npz", _X, _labels())
 SVM_OK = "".join(f"{i % 2} 1:0.5 2:{i} 3:1\n" for i in range(89))
 SVM_BAD_TOKEN = _text("bad.svm", SVM_OK + "1 1:0.5 2:abc\n")
 SVM_NO_COLON = _text("nocolon.svm", SVM_OK + "1 1:0.5 2 3:1\n")
+SVM_REPEATED = _text("twice.svm", SVM_OK + "1 3:1 1:0.5 3:2\n")  # apart until sorted
 SVM_BAD_LABEL = _text("label.svm", SVM_OK + "one 1:0.5\n")
 SVM_ZERO_INDEX = _text("zero.svm", SVM_OK + "1 0:0.5\n")
 SVM_NAN = _text("nan.svm", SVM_OK + "1 1:nan 2:1\n")
@@ -345,6 +346,8 @@ CASES = [
          r"inf\.svm.*(line|row) (90|89)", ranks=4, setup=SVM_INF),
     case("svm-bad-value", ["train", "--data", "bad.svm", "--load", "1"],
          r"bad\.svm.*line 90", ranks=4, setup=SVM_BAD_TOKEN),
+    case("svm-repeated-index", ["train", "--data", "twice.svm", "--load", "1"],
+         r"twice\.svm line 90: feature index 3 appears twice", ranks=4, setup=SVM_REPEATED),
     case("svm-token-without-colon", ["train", "--data", "nocolon.svm", "--load", "1"],
          r"nocolon\.svm.*line 90", ranks=4, setup=SVM_NO_COLON),
     case("svm-bad-label", ["train", "--data", "label.svm", "--load", "1"],

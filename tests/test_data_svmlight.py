@@ -358,3 +358,54 @@ def test_the_index_pass_reads_the_blocks_the_bytes_reader_reads(lines, newline_a
     ours = blocks(_line_blocks)
     assert b"".join(ours) == b"".join(blocks(_whole_lines))
     assert all(b.endswith(b"\n") for b in ours[:-1]) and all(ours)
+
+
+def test_rows_read_in_pieces_match_python_floats_and_name_the_right_line(tmp_path):
+    # three pieces of _ROWS_PER_PARSE rows and a part: unsorted rows, 20-digit values
+    # (Python's float), comments and blank lines in all of them
+    from mpigc.data import SvmlightSource
+    from mpigc.data.svmlight import _ROWS_PER_PARSE
+
+    rng = np.random.default_rng(7)
+    n = 3 * _ROWS_PER_PARSE + 123
+    lines, entries = [], []
+    for r in range(n):
+        cols = rng.choice(np.arange(1, 500), rng.integers(0, 8), replace=False)
+        if r % 3:
+            cols = np.sort(cols)
+        vals = [f"{v:.3f}" if k % 5 else f"{v:.19f}1" for k, v in enumerate(rng.random(cols.size))]
+        lines.append(" ".join([str(r % 2)] + [f"{c}:{v}" for c, v in zip(cols, vals)]))
+        entries += [(r, c - 1, float(v)) for c, v in zip(cols, vals)]
+        if r % 1000 == 7:
+            lines.append("# a comment\n")
+    path = tmp_path / "f.svm"
+    path.write_text("\n".join(lines) + "\n")
+    rows, cols, vals = map(np.array, zip(*entries))
+    X_ref = sp.csr_matrix((vals, (rows, cols)), shape=(n, 499))
+    y_ref = np.arange(n) % 2.0
+    src = parse_data_spec(f"{path}:features=499")
+    for start, stop in [(0, n), (5, _ROWS_PER_PARSE + 1), (_ROWS_PER_PARSE - 3, n - 2)]:
+        X, y = src.read_rows([(start, stop)])
+        assert abs(X - X_ref[start:stop]).max() == 0 and np.array_equal(y, y_ref[start:stop])
+        assert X.has_sorted_indices and X.indices.dtype == np.int32
+    bad = lines[:]
+    bad[2 * _ROWS_PER_PARSE + 50] = "1 3:0.5 7:x"
+    path.write_text("\n".join(bad) + "\n")
+    at = bad.index("1 3:0.5 7:x")
+    line = 1 + at + sum(k.count("\n") for k in bad[:at])  # the comments' extra blank lines
+    with pytest.raises(UsageError, match=rf"f.svm line {line}: value 'x' of feature 7 is not"):
+        SvmlightSource(str(path), features=499).read_rows([(0, n)])
+
+
+@pytest.mark.parametrize("start, stop", [(0, 100), (65, 80), (70, 71)])
+def test_a_repeated_index_is_found_in_any_range_that_holds_its_row(tmp_path, start, stop):
+    # apart in the file, next to each other once the row is sorted; the range's entries
+    # fill only part of the room the index gives it (its window starts at a kept row)
+    path = tmp_path / "twice.svm"
+    path.write_text("".join("1 3:1 1:2 3:4\n" if r == 70 else f"{r % 2} 3:{r} 1:1 2:2\n"
+                            for r in range(100)))
+    src = parse_data_spec(f"{path}:features=3")
+    with pytest.raises(UsageError, match="twice.svm line 71: feature index 3 appears twice"):
+        src.read_rows([(start, stop)])
+    X, _ = src.read_rows([(0, 70)])
+    assert X.has_sorted_indices and np.all(np.diff(X.indices.reshape(-1, 3)) > 0)

@@ -430,7 +430,10 @@ def parse_text(text: bytes, n_rows: int, n_features: int | None, zero_based: boo
     if unsorted:
         X = csr_matrix((values, indices, indptr), shape=(n_rows, MAX_INDEX))
         X.has_sorted_indices = False
-        X.sort_indices()       # in place, values with their indices
+        X.sort_indices()
+        # back into our arrays: SciPy copies an array it is given in some cases (a view
+        # of a longer one), and the rows must not come back unsorted
+        indices[:], values[:] = X.indices, X.data
         rows = np.repeat(np.arange(n_rows), np.diff(indptr))
         same = np.flatnonzero((np.diff(indices) == 0) & (np.diff(rows) == 0))
         if same.size:
