@@ -409,3 +409,37 @@ def test_a_repeated_index_is_found_in_any_range_that_holds_its_row(tmp_path, sta
         src.read_rows([(start, stop)])
     X, _ = src.read_rows([(0, 70)])
     assert X.has_sorted_indices and np.all(np.diff(X.indices.reshape(-1, 3)) > 0)
+
+
+@settings(max_examples=60, deadline=None)
+@given(rows=st.lists(st.tuples(st.integers(0, 1),
+                               st.lists(st.tuples(st.integers(1, 40), st.integers(-99, 99)),
+                                        max_size=6),
+                               st.sampled_from(["", " # note: 1:2", "\n", "\n# c\n"])),
+                     min_size=1, max_size=300),
+       cut=st.tuples(st.floats(0, 1), st.floats(0, 1)))
+def test_any_range_reads_what_python_reads_from_its_lines(tmp_path_factory, rows, cut):
+    # a reference parse in Python: the rows of any range, sorted within each row, or the
+    # first repeated index of the range
+    lines = []
+    for label, entries, tail in rows:
+        lines.append(" ".join([str(label)] + [f"{i}:{v / 8}" for i, v in entries]) + tail)
+    path = tmp_path_factory.mktemp("r") / "r.svm"
+    path.write_text("\n".join(lines) + "\n")
+    src = parse_data_spec(f"{path}:features=40")
+    n = len(rows)
+    start = min(int(cut[0] * n), n - 1)
+    stop = max(start + 1, min(n, start + int(cut[1] * n) + 1))
+    twice = next((r for r in range(start, stop)
+                  if len({i for i, _ in rows[r][1]}) < len(rows[r][1])), None)
+    if twice is not None:
+        with pytest.raises(UsageError, match="appears twice"):
+            src.read_rows([(start, stop)])
+        return
+    X, y = src.read_rows([(start, stop)])
+    assert np.array_equal(y, [rows[r][0] for r in range(start, stop)])
+    assert X.has_sorted_indices
+    for k, r in enumerate(range(start, stop)):
+        want = sorted((i - 1, v / 8) for i, v in rows[r][1])
+        got = list(zip(X[k].indices.tolist(), X[k].data.tolist()))
+        assert got == want
