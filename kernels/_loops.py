@@ -118,6 +118,23 @@ def _prefetch_entry_to_l2(typingctx, a, k):
     return types.none(a, k), _prefetch_codegen
 
 
+@intrinsic
+def _prefer_256_bit_vectors(typingctx, X):
+    """For float64 ``X``: have LLVM vectorise the calling function with 256-bit registers.
+
+    LLVM's ``znver4`` tuning picks 512-bit ``zmm`` code, which Zen 4 runs in two 256-bit
+    halves; in ``ymm`` the float64 kernel's dots and column pass take 7-12 % fewer cycles
+    in cache (LLVM's Intel AVX-512 tunings already prefer 256 bits). float32 keeps 512
+    bits: in ``ymm`` its logistic kernel lost 3-7 % from memory. llvmlite accepts only
+    flag attributes, hence the set's own ``add``.
+    """
+    def codegen(context, builder, signature, args):
+        if signature.args[0].dtype.bitwidth == 64:
+            set.add(builder.function.attributes, '"prefer-vector-width"="256"')
+        return context.get_dummy_value()
+    return types.none(X), codegen
+
+
 @njit(inline="always")
 def exp_neg(x):
     """``exp(-x)`` for ``x >= 0``; 0 for ``x > 708`` (the exact value is below 3.1e-308).
@@ -325,6 +342,7 @@ def _column_group(X, r, slope, g, j0, j1, grad):
 def dense(model, X, y, w, start, stop, grad, intercept):
     """Rows ``[start, stop)`` of a C-contiguous 2-D ``X``: add the gradient, return the loss
     sum (``intercept``: ``w[d]`` is added to each margin, the slopes' sum to ``grad[d]``)."""
+    _prefer_256_bit_vectors(X)
     d = X.shape[1]
     b0 = w[d] if intercept else 0.0
     line = _CACHE_LINE // X.itemsize
