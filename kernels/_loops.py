@@ -30,7 +30,8 @@ explicit partial sums instead). This changes rounding only, by about ``d * 2**-5
 the sum of ``|x_j w_j|``, and keeps IEEE semantics for inf and nan. The block losses are
 compiled with ``contract`` only: ``reassoc`` would let LLVM merge the two-part ``ln 2`` of
 the exponential's range reduction. float32 rows are widened to float64 before the
-multiply, so every layout accumulates in float64.
+multiply, so every layout accumulates in float64. The dense loops are compiled for 256-bit
+vectors (``ymm``), logistic/float32 for LLVM's own choice (512-bit on AVX-512).
 
 The intercept (``fit_intercept``): ``w`` and ``grad`` have one entry more than X has
 columns; that entry is added to every margin and receives the sum of the slopes, so the
@@ -120,17 +121,26 @@ def _prefetch_entry_to_l2(typingctx, a, k):
 
 @intrinsic
 def _prefer_256_bit_vectors(typingctx, X):
-    """For float64 ``X``: have LLVM vectorise the calling function with 256-bit registers.
+    """Have LLVM vectorise the calling function with 256-bit registers, and never inline it
+    (into a caller that would vectorise it with its own width).
 
     LLVM's ``znver4`` tuning picks 512-bit ``zmm`` code, which Zen 4 runs in two 256-bit
-    halves; in ``ymm`` the float64 kernel's dots and column pass take 7-12 % fewer cycles
-    in cache (LLVM's Intel AVX-512 tunings already prefer 256 bits). float32 keeps 512
-    bits: in ``ymm`` its logistic kernel lost 3-7 % from memory. llvmlite accepts only
-    flag attributes, hence the set's own ``add``.
+    halves; in ``ymm`` the dense kernels' dots and column pass take fewer cycles (LLVM's
+    Intel AVX-512 tunings prefer 256 bits already). llvmlite accepts only flag
+    attributes, hence the set's own ``add``.
     """
     def codegen(context, builder, signature, args):
-        if signature.args[0].dtype.bitwidth == 64:
-            set.add(builder.function.attributes, '"prefer-vector-width"="256"')
+        set.add(builder.function.attributes, '"prefer-vector-width"="256"')
+        builder.function.attributes.add("noinline")
+        return context.get_dummy_value()
+    return types.none(X), codegen
+
+
+@intrinsic
+def _never_inlined(typingctx, X):
+    """Never inline the calling function (it keeps LLVM's own vector width)."""
+    def codegen(context, builder, signature, args):
+        builder.function.attributes.add("noinline")
         return context.get_dummy_value()
     return types.none(X), codegen
 
@@ -341,8 +351,29 @@ def _column_group(X, r, slope, g, j0, j1, grad):
 @njit(cache=True, **_JIT)
 def dense(model, X, y, w, start, stop, grad, intercept):
     """Rows ``[start, stop)`` of a C-contiguous 2-D ``X``: add the gradient, return the loss
-    sum (``intercept``: ``w[d]`` is added to each margin, the slopes' sum to ``grad[d]``)."""
+    sum (``intercept``: ``w[d]`` is added to each margin, the slopes' sum to ``grad[d]``).
+
+    In 256-bit vectors but for logistic/float32, which lost 3-7 % from memory in them
+    (docs/results.md, "Kernel tuning constants")."""
+    if X.itemsize == 4 and model == LOGISTIC:
+        return _dense_native_vectors(model, X, y, w, start, stop, grad, intercept)
+    return _dense_256_bit_vectors(model, X, y, w, start, stop, grad, intercept)
+
+
+@njit(**_JIT)
+def _dense_256_bit_vectors(model, X, y, w, start, stop, grad, intercept):
     _prefer_256_bit_vectors(X)
+    return _dense_rows(model, X, y, w, start, stop, grad, intercept)
+
+
+@njit(**_JIT)
+def _dense_native_vectors(model, X, y, w, start, stop, grad, intercept):
+    _never_inlined(X)
+    return _dense_rows(model, X, y, w, start, stop, grad, intercept)
+
+
+@njit(inline="always", **_JIT)
+def _dense_rows(model, X, y, w, start, stop, grad, intercept):
     d = X.shape[1]
     b0 = w[d] if intercept else 0.0
     line = _CACHE_LINE // X.itemsize
