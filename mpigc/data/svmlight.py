@@ -122,42 +122,16 @@ class SvmlightIndex:
     max_index_line: int
 
 
-def _whole_lines(f, block=BLOCK_BYTES, limit=None):
-    """Yield the contents of binary file ``f`` from its position, as bytes objects that
-    end with a newline (the last one may not), each at least ``block`` long but the last.
+def _line_blocks(f, block=INDEX_BLOCK_BYTES, limit=None):
+    """The contents of binary file ``f`` from its position, as uint8 arrays that end with
+    a newline (the last one may not), read ``block`` bytes at a time.
 
     ``limit``: only the lines that start in the next ``limit`` bytes (the last of them
-    read to its end).
-    """
-    carry = b""
-    left = limit
-    while True:
-        chunk = f.read(block if left is None else min(block, left))
-        if left is not None:
-            left -= len(chunk)
-            if left == 0 and chunk and not chunk.endswith(b"\n"):
-                chunk += f.readline()  # the line that straddles the limit
-        if not chunk:
-            if carry:
-                yield carry
-            return
-        data = carry + chunk if carry else chunk
-        cut = data.rfind(b"\n") + 1
-        if cut == 0:
-            carry = data
-            continue
-        carry = data[cut:]
-        yield data[:cut]
-
-
-def _line_blocks(f, block=INDEX_BLOCK_BYTES, limit=None):
-    """What :func:`_whole_lines` yields, as uint8 arrays that are views of one buffer,
-    read into again for the next block: each is valid until the next one is yielded.
-
-    A pass over the file touches one buffer of new memory instead of three new bytes
-    objects a block (the read, the carried line joined to it, the slice up to its last
-    newline): new memory costs a page fault a page, which a virtual machine may make
-    slow (docs/results.md, "Fewer new pages at start-up").
+    read to its end). The arrays are views of one buffer, read into again for the next
+    block: each is valid until the next one is yielded. A pass over the file touches one
+    buffer of new memory, not new bytes objects a block: new memory costs a page fault a
+    page, which a virtual machine may make slow (docs/results.md, "Fewer new pages at
+    start-up").
     """
     buf = np.empty(block, dtype=np.uint8)
     carry, left = 0, limit
@@ -553,8 +527,8 @@ def read_compressed(path: str | os.PathLike, features: int | None = None,
     off = np.empty(1, dtype=np.int64)
     try:
         with opener(path, "rb") as f:
-            for text in _whole_lines(f):
-                buf = np.frombuffer(text, dtype=np.uint8)
+            for buf in _line_blocks(f, block=BLOCK_BYTES):
+                text = buf.tobytes()  # parse_text keeps it for its messages
                 size += buf.size
                 n, newlines, _, _, _, _ = index_block(buf, 0, 0, 1, off, off.copy(), off.copy())
                 if n:
