@@ -119,30 +119,25 @@ def _prefetch_entry_to_l2(typingctx, a, k):
     return types.none(a, k), _prefetch_codegen
 
 
-@intrinsic
-def _prefer_256_bit_vectors(typingctx, X):
-    """Have LLVM vectorise the calling function with 256-bit registers, and never inline it
-    (into a caller that would vectorise it with its own width).
-
-    LLVM's ``znver4`` tuning picks 512-bit ``zmm`` code, which Zen 4 runs in two 256-bit
-    halves; in ``ymm`` the dense kernels' dots and column pass take fewer cycles (LLVM's
-    Intel AVX-512 tunings prefer 256 bits already). llvmlite accepts only flag
-    attributes, hence the set's own ``add``.
-    """
-    def codegen(context, builder, signature, args):
-        set.add(builder.function.attributes, '"prefer-vector-width"="256"')
-        builder.function.attributes.add("noinline")
-        return context.get_dummy_value()
-    return types.none(X), codegen
+def _function_attributes(*attributes):
+    """An intrinsic that gives the function calling it ``attributes`` (LLVM's)."""
+    def typer(typingctx, X):
+        def codegen(context, builder, signature, args):
+            for attribute in attributes:
+                # llvmlite's checked add accepts only flag attributes, not key="value"
+                set.add(builder.function.attributes, attribute)
+            return context.get_dummy_value()
+        return types.none(X), codegen
+    return intrinsic(typer)
 
 
-@intrinsic
-def _never_inlined(typingctx, X):
-    """Never inline the calling function (it keeps LLVM's own vector width)."""
-    def codegen(context, builder, signature, args):
-        builder.function.attributes.add("noinline")
-        return context.get_dummy_value()
-    return types.none(X), codegen
+# Have LLVM vectorise the calling function with 256-bit registers, and never inline it (into
+# a caller that would vectorise it with its own width). LLVM's znver4 tuning picks 512-bit
+# zmm code, which Zen 4 runs in two 256-bit halves; in ymm the dense kernels' dots and
+# column pass take fewer cycles (LLVM's Intel AVX-512 tunings prefer 256 bits already).
+_prefer_256_bit_vectors = _function_attributes('"prefer-vector-width"="256"', "noinline")
+# Never inline the calling function (it keeps LLVM's own vector width).
+_never_inlined = _function_attributes("noinline")
 
 
 @njit(inline="always")
