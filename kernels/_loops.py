@@ -3,14 +3,22 @@
 Dense: a block of rows is processed in three steps: the dot product of each row with ``w``
 (the only time the rows are read from memory), the losses and slopes of the whole block at
 once, then, ``BLOCK`` rows at a time, one pass over the columns that adds ``slope_b * x_b``
-of those rows into ``grad`` (the rows still in L1; in L2 for the logistic model, whose
-blocks of ``LOSS_BLOCK`` rows give its SIMD loss loop enough rows). Every byte of X is
+of those rows into ``grad`` (the rows still in L1; the logistic model's blocks are
+``LOSS_BLOCK`` rows, so that its losses have more rows to overlap). Every byte of X is
 read from memory once, where NumPy/SciPy read it twice (``X @ w`` then ``X.T @ r``), and
 ``grad`` is loaded and stored once per ``BLOCK`` rows instead of once per row. The rows
-``PREFETCH_ROWS`` ahead (``LOSS_PREFETCH_ROWS`` logistic) are asked of the cache half
-during the dots and half during the column pass, which runs in slices of
-``COLUMN_CHUNK_BYTES`` of each row for this: the hardware prefetcher stops while the
-losses and the column pass compute on rows already in cache, and memory would pause.
+``PREFETCH_ROWS`` ahead are asked of the cache half during the dots and half during the
+column pass, which runs in slices of ``COLUMN_CHUNK_BYTES`` of each row for this: the
+hardware prefetcher stops while the losses and the column pass compute on rows already
+in cache, and memory would pause.
+
+Three loops are written as explicit 256-bit vector code (LLVM IR built with llvmlite in
+Numba intrinsics) rather than left to LLVM's vectoriser: the float32 dots (four rows at a
+time, ``w`` loaded once for the four) and column pass (the 16 slopes in registers), where
+LLVM's code computed longer than the rows take to read, and the dense logistic losses,
+four rows a vector, which LLVM vectorised only in loops of hundreds of rows (whose blocks
+then spilled from L1 and paused memory). float64 dots and column pass stay LLVM's: written
+by hand they were faster in cache but not from memory.
 
 CSR: a block of ``CSR_BLOCK`` rows at a time, in the same three steps (the dots, the
 losses, then one scatter of ``slope_b * x_b`` per row into ``grad``, the rows still in
@@ -21,8 +29,9 @@ dot the cache is asked for the entries ``CSR_PREFETCH`` positions ahead in ``dat
 as long as it computes.
 
 The block losses use their own ``exp`` and ``log1p`` (a polynomial each, accurate to a
-few units in the last place), written with selects and no libm call, so that LLVM
-computes a block's losses in SIMD registers: PyPI's llvmlite has no vector libm (SVML).
+few units in the last place), written with selects and no libm call, so that they run in
+SIMD registers: PyPI's llvmlite has no vector libm (SVML). The vector form computes the
+same polynomials in the same order.
 
 ``fastmath`` is limited to ``reassoc`` and ``contract`` in the row loops, so LLVM may
 vectorise the dot-product reductions and fuse multiply-adds (the CSR dot keeps four
@@ -31,7 +40,7 @@ the sum of ``|x_j w_j|``, and keeps IEEE semantics for inf and nan. The block lo
 compiled with ``contract`` only: ``reassoc`` would let LLVM merge the two-part ``ln 2`` of
 the exponential's range reduction. float32 rows are widened to float64 before the
 multiply, so every layout accumulates in float64. The dense loops are compiled for 256-bit
-vectors (``ymm``), logistic/float32 for LLVM's own choice (512-bit on AVX-512).
+vectors (``ymm``).
 
 The intercept (``fit_intercept``): ``w`` and ``grad`` have one entry more than X has
 columns; that entry is added to every margin and receives the sum of the slopes, so the
@@ -58,16 +67,14 @@ MODEL_CODES = {"logistic": LOGISTIC, "linear": LINEAR}
 # Rows per block: 16 rows of 128 float64 columns (16 KB) stay in L1 between the dots and
 # the update; fewer rows repeat the grad pass more often, more spill out of L1.
 BLOCK = 16
-# Rows per block of the logistic losses (a multiple of BLOCK; the column pass still takes
-# BLOCK rows at a time, now from L2): at 16 rows a call of the SIMD loss loop costs 40-60
-# cycles a row (its set-up, and LLVM's scalar first and last iterations), at 256 rows 11
-# (256 KB of float64 rows in the 1 MB L2). The linear losses are a subtraction: their
-# blocks stay at BLOCK rows, in L1.
-LOSS_BLOCK = 256
-# Rows ahead of the dots that the kernel asks the cache for (linear; logistic: one block,
-# 256 KB of float64 rows beside the block being computed in the 1 MB L2).
+# Rows per block of the logistic model (a multiple of BLOCK and of 4; the column pass
+# takes BLOCK rows at a time): its losses, four rows a vector, wait on two polynomials and
+# two divisions; 32 rows hide more of that latency than 16, and 32 KB of rows still stay
+# in L1 and L2 (64 or 256 rows: slower from memory). The linear losses are a subtraction:
+# their blocks stay at BLOCK rows.
+LOSS_BLOCK = 2 * BLOCK
+# Rows ahead of the dots that the kernel asks the cache for.
 PREFETCH_ROWS = 4 * BLOCK
-LOSS_PREFETCH_ROWS = LOSS_BLOCK
 # Bytes of each row per slice of the column pass (32 float64, 64 float32 columns); each
 # slice first asks for its share of the rows ahead. Fewer bytes cost the pass more set-up
 # (16 row pointers and alias checks per slice).
@@ -136,8 +143,133 @@ def _function_attributes(*attributes):
 # zmm code, which Zen 4 runs in two 256-bit halves; in ymm the dense kernels' dots and
 # column pass take fewer cycles (LLVM's Intel AVX-512 tunings prefer 256 bits already).
 _prefer_256_bit_vectors = _function_attributes('"prefer-vector-width"="256"', "noinline")
-# Never inline the calling function (it keeps LLVM's own vector width).
-_never_inlined = _function_attributes("noinline")
+
+
+# Explicit 256-bit vector loops (LLVM IR through llvmlite): four float64 lanes, float32
+# rows widened on load (`vcvtps2pd ymm, m128`, about a cycle each on Zen 4, where the
+# 512-bit form takes three). Measurements: docs/results.md, "Explicit vector loops".
+_LANES = 4
+_I32 = ir.IntType(32)
+
+
+def _contiguous(*arrays):
+    # the vector loops index an array's data pointer directly
+    return all(isinstance(a, types.Array) and a.layout == "C" for a in arrays)
+
+
+def _data(context, builder, aryty, value):
+    ary = context.make_array(aryty)(context, builder, value=value)
+    return ary.data, cgutils.unpack_tuple(builder, ary.shape, aryty.ndim)
+
+
+def _lanes(builder, base, index):
+    # _LANES items from base[index] as float64 lanes (float32 widened)
+    ptr = builder.gep(base, [index])
+    widen = ptr.type.pointee != ir.DoubleType()
+    vty = ir.VectorType(ptr.type.pointee, _LANES)
+    v = builder.load(builder.bitcast(ptr, vty.as_pointer()), align=4 if widen else 8)
+    return builder.fpext(v, ir.VectorType(ir.DoubleType(), _LANES)) if widen else v
+
+
+def _vector_call(builder, name, *args):
+    # the LLVM intrinsic `name` over vectors of _LANES float64
+    fnty = ir.FunctionType(args[0].type, [a.type for a in args])
+    fn = cgutils.get_or_insert_function(builder.module, fnty, f"llvm.{name}.v{_LANES}f64")
+    return builder.call(fn, list(args))
+
+
+def _fma(builder, a, b, c):
+    # a * b + c rounded once (llvmlite's IRBuilder.fma takes scalars only)
+    return _vector_call(builder, "fma", a, b, c)
+
+
+def _lane_sum(builder, v):
+    halves = [builder.shuffle_vector(v, v, ir.Constant(ir.VectorType(_I32, 2), pair))
+              for pair in ([0, 1], [2, 3])]
+    h = builder.fadd(*halves)
+    return builder.fadd(builder.extract_element(h, _I32(0)),
+                        builder.extract_element(h, _I32(1)))
+
+
+def _splat(builder, x):
+    vty = ir.VectorType(x.type, _LANES)
+    v = builder.insert_element(ir.Constant(vty, ir.Undefined), x, _I32(0))
+    return builder.shuffle_vector(v, v, ir.Constant(ir.VectorType(_I32, _LANES),
+                                                    [0] * _LANES))
+
+
+@intrinsic
+def _four_row_dots(typingctx, X, r, w, t, b):
+    """``t[b + i] = X[r + i, :m] @ w[:m]`` for ``i < 4``, where ``m`` is the number of
+    columns rounded down to a multiple of 8 (the caller adds the others).
+
+    ``w`` is loaded once for the four rows; two accumulators a row hide the latency of
+    the multiply-adds.
+    """
+    if not _contiguous(X, w, t):
+        return None
+
+    def codegen(context, builder, signature, args):
+        Xty, rty, wty, tty, bty = signature.args
+        xdata, (_, d) = _data(context, builder, Xty, args[0])
+        wdata, _ = _data(context, builder, wty, args[2])
+        tdata, _ = _data(context, builder, tty, args[3])
+        r = context.cast(builder, args[1], rty, types.intp)
+        b = context.cast(builder, args[4], bty, types.intp)
+        zero = ir.Constant(ir.VectorType(ir.DoubleType(), _LANES), [0.0] * _LANES)
+        rows = [builder.gep(xdata, [builder.mul(builder.add(r, r.type(i)), d)])
+                for i in range(4)]
+        acc = [cgutils.alloca_once_value(builder, zero) for _ in range(8)]
+        with cgutils.for_range(builder, builder.lshr(d, d.type(3))) as loop:
+            j = builder.shl(loop.index, d.type(3))
+            j4 = builder.add(j, d.type(_LANES))
+            w0, w1 = _lanes(builder, wdata, j), _lanes(builder, wdata, j4)
+            for i, row in enumerate(rows):
+                for a, col, wv in ((acc[2 * i], j, w0), (acc[2 * i + 1], j4, w1)):
+                    builder.store(_fma(builder, _lanes(builder, row, col), wv,
+                                       builder.load(a)), a)
+        for i in range(4):
+            s = builder.fadd(builder.load(acc[2 * i]), builder.load(acc[2 * i + 1]))
+            builder.store(_lane_sum(builder, s), builder.gep(tdata, [builder.add(b, b.type(i))]))
+        return context.get_dummy_value()
+    return types.none(X, r, w, t, b), codegen
+
+
+@intrinsic
+def _block_columns(typingctx, X, r, slope, g, j0, j1, grad):
+    """``grad[j] += sum_k slope[g + k] X[r + k, j]`` over the ``BLOCK`` rows from ``r``, for
+    the columns ``j`` from ``j0`` on, 16 at a time while they fit before ``j1``; returns
+    the first column left to the caller.
+
+    The 16 slopes stay in registers; each 16 columns of ``grad`` are loaded and stored once.
+    """
+    if not _contiguous(X, slope, grad):
+        return None
+
+    def codegen(context, builder, signature, args):
+        Xty, rty, sty, gty, j0ty, j1ty, grty = signature.args
+        xdata, (_, d) = _data(context, builder, Xty, args[0])
+        sdata, _ = _data(context, builder, sty, args[2])
+        grdata, _ = _data(context, builder, grty, args[6])
+        r, g, j0, j1 = (context.cast(builder, args[k], signature.args[k], types.intp)
+                        for k in (1, 3, 4, 5))
+        vty = ir.VectorType(ir.DoubleType(), _LANES)
+        rows = [builder.gep(xdata, [builder.mul(builder.add(r, r.type(k)), d)])
+                for k in range(BLOCK)]
+        slopes = [_splat(builder, builder.load(builder.gep(sdata, [builder.add(g, g.type(k))])))
+                  for k in range(BLOCK)]
+        steps = builder.lshr(builder.sub(j1, j0), j0.type(4))
+        with cgutils.for_range(builder, steps) as loop:
+            j = builder.add(j0, builder.shl(loop.index, j0.type(4)))
+            cols = [builder.add(j, j.type(_LANES * q)) for q in range(4)]
+            ptrs = [builder.bitcast(builder.gep(grdata, [c]), vty.as_pointer()) for c in cols]
+            acc = [builder.load(p, align=8) for p in ptrs]
+            for row, s in zip(rows, slopes):
+                acc = [_fma(builder, _lanes(builder, row, c), s, a) for c, a in zip(cols, acc)]
+            for p, a in zip(ptrs, acc):
+                builder.store(a, p, align=8)
+        return builder.add(j0, builder.shl(steps, j0.type(4)))
+    return types.intp(X, r, slope, g, j0, j1, grad), codegen
 
 
 @njit(inline="always")
@@ -197,6 +329,67 @@ def logistic(t, y):
     return log1p_unit(e) + max(-z, 0.0), -y * (p / (1.0 + e))
 
 
+def _vector_exp_neg(builder, x):
+    # exp_neg of each lane: the same reduction, polynomial and scale
+    vty = x.type
+    const = lambda v: ir.Constant(vty, [v] * _LANES)  # noqa: E731
+    # min(x, _EXP_MAX) as Numba computes it: x unless the bound is smaller (NaN stays)
+    a = builder.fneg(builder.select(builder.fcmp_ordered("<", const(_EXP_MAX), x),
+                                    const(_EXP_MAX), x))
+    n = _vector_call(builder, "floor", _fma(builder, a, const(_LOG2E), const(0.5)))
+    r = _fma(builder, builder.fneg(n), const(_LN2_HI), a)
+    r = _fma(builder, builder.fneg(n), const(_LN2_LO), r)
+    p = const(1.0 / math.factorial(12))
+    for k in range(11, -1, -1):
+        p = _fma(builder, p, r, const(1.0 / math.factorial(k)))
+    i64 = ir.VectorType(ir.IntType(64), _LANES)
+    bits = builder.shl(builder.add(builder.fptosi(n, i64), ir.Constant(i64, [1023] * _LANES)),
+                       ir.Constant(i64, [52] * _LANES))
+    e = builder.fmul(p, builder.bitcast(bits, vty))
+    return builder.select(builder.fcmp_ordered("<=", x, const(_EXP_MAX)), e, const(0.0))
+
+
+def _vector_log1p_unit(builder, e):
+    # log1p_unit of each lane: 2 atanh(e / (2 + e)), the same series
+    vty = e.type
+    const = lambda v: ir.Constant(vty, [v] * _LANES)  # noqa: E731
+    s = builder.fdiv(e, builder.fadd(const(2.0), e))
+    s2 = builder.fmul(s, s)
+    p = const(1.0 / 35.0)
+    for k in range(33, 0, -2):
+        p = _fma(builder, p, s2, const(1.0 / k))
+    return builder.fmul(builder.fmul(const(2.0), s), p)
+
+
+@intrinsic
+def _four_logistic(typingctx, t, y, start, b, loss, slope):
+    """:func:`logistic` of the margins ``t[b:b + 4]`` with the labels ``y[start + b:]`` into
+    ``loss[b:b + 4]`` and ``slope[b:b + 4]``, a row a lane (NaN and inf as there)."""
+    if not _contiguous(t, y, loss, slope):
+        return None
+
+    def codegen(context, builder, signature, args):
+        tty, yty, sty, bty, lty, slty = signature.args
+        vty = ir.VectorType(ir.DoubleType(), _LANES)
+        const = lambda v: ir.Constant(vty, [v] * _LANES)  # noqa: E731
+        start = context.cast(builder, args[2], sty, types.intp)
+        b = context.cast(builder, args[3], bty, types.intp)
+        tv = _lanes(builder, _data(context, builder, tty, args[0])[0], b)
+        yv = _lanes(builder, _data(context, builder, yty, args[1])[0], builder.add(start, b))
+        z = builder.fmul(yv, tv)
+        e = _vector_exp_neg(builder, _vector_call(builder, "fabs", z))
+        p = builder.select(builder.fcmp_ordered(">", z, const(0.0)), e, const(1.0))
+        # max(-z, 0.0) as Numba computes it: -z unless 0 is larger (NaN stays)
+        nz = builder.fneg(z)
+        tail = builder.select(builder.fcmp_ordered(">", const(0.0), nz), const(0.0), nz)
+        lossv = builder.fadd(_vector_log1p_unit(builder, e), tail)
+        slopev = builder.fmul(builder.fneg(yv), builder.fdiv(p, builder.fadd(const(1.0), e)))
+        for ary, aty, v in ((args[4], lty, lossv), (args[5], slty, slopev)):
+            ptr = builder.gep(_data(context, builder, aty, ary)[0], [b])
+            builder.store(v, builder.bitcast(ptr, vty.as_pointer()), align=8)
+        return context.get_dummy_value()
+    return types.none(t, y, start, b, loss, slope), codegen
+
 @njit(inline="always")
 def linear(t, y):
     """``0.5 (t - y)^2`` and its derivative ``t - y``."""
@@ -217,20 +410,18 @@ def block_losses(model, t, y, start, n, loss, slope):
             loss[b], slope[b] = linear(t[b], y[start + b])
 
 
-@njit(nogil=True, fastmath={"contract"}, error_model="numpy")
+@njit(inline="always", nogil=True, fastmath={"contract"}, error_model="numpy")
 def full_block_losses(model, t, y, start, loss, slope):
-    """:func:`block_losses` of a whole dense block (``LOSS_BLOCK`` rows logistic, ``BLOCK``
-    linear): a constant trip count, so LLVM's SIMD loop has no scalar remainder, and a
-    slice of ``y`` (no signed subscript per label)."""
+    """:func:`block_losses` of a whole dense block of ``BLOCK`` rows: logistic four rows at
+    a time in explicit vectors, linear in LLVM's SIMD loop (a constant trip count, no
+    scalar remainder; a slice of ``y``, no signed subscript per label)."""
     if model == LOGISTIC:
-        ys = y[start:start + LOSS_BLOCK]
-        for b in range(LOSS_BLOCK):
-            loss[b], slope[b] = logistic(t[b], ys[b])
+        for b in range(0, LOSS_BLOCK, 4):
+            _four_logistic(t, y, start, b, loss, slope)
     else:
         ys = y[start:start + BLOCK]
         for b in range(BLOCK):
             loss[b], slope[b] = linear(t[b], ys[b])
-
 
 _FASTMATH = {"reassoc", "contract"}
 _JIT = {"nogil": True, "fastmath": _FASTMATH, "error_model": "numpy"}
@@ -316,6 +507,27 @@ def _row_slice_columns_impl(X):
     return lambda X: columns
 
 
+def _widened(X):
+    """Whether ``X``'s rows are float32, computed in the explicit vector loops (a constant)."""
+
+
+@overload(_widened, inline="always")
+def _widened_impl(X):
+    widened = X.dtype == types.float32
+    return lambda X: widened
+
+
+@njit(inline="always", **_JIT)
+def _four_row_dots_rest(X, r, w, t, b, b0):
+    # t[b:b + 4] += the columns _four_row_dots leaves, and the intercept
+    d = X.shape[1]
+    for i in range(4):
+        s = t[b + i] + b0
+        for j in range(d - d % 8, d):
+            s += X[r + i, j] * w[j]
+        t[b + i] = s
+
+
 @njit(inline="always")
 def _prefetch_upto(X, pf, target, line):
     # the lines of X from element pf of its flat C order up to target: X[0, pf] (Numba's
@@ -347,23 +559,13 @@ def _column_group(X, r, slope, g, j0, j1, grad):
 def dense(model, X, y, w, start, stop, grad, intercept):
     """Rows ``[start, stop)`` of a C-contiguous 2-D ``X``: add the gradient, return the loss
     sum (``intercept``: ``w[d]`` is added to each margin, the slopes' sum to ``grad[d]``).
-
-    In 256-bit vectors but for logistic/float32, which lost 3-7 % from memory in them
-    (docs/results.md, "Kernel tuning constants")."""
-    if X.itemsize == 4 and model == LOGISTIC:
-        return _dense_native_vectors(model, X, y, w, start, stop, grad, intercept)
+    """
     return _dense_256_bit_vectors(model, X, y, w, start, stop, grad, intercept)
 
 
 @njit(**_JIT)
 def _dense_256_bit_vectors(model, X, y, w, start, stop, grad, intercept):
     _prefer_256_bit_vectors(X)
-    return _dense_rows(model, X, y, w, start, stop, grad, intercept)
-
-
-@njit(**_JIT)
-def _dense_native_vectors(model, X, y, w, start, stop, grad, intercept):
-    _never_inlined(X)
     return _dense_rows(model, X, y, w, start, stop, grad, intercept)
 
 
@@ -375,17 +577,14 @@ def _dense_rows(model, X, y, w, start, stop, grad, intercept):
     scratch = np.empty((3, LOSS_BLOCK))
     t, loss, slope = scratch[0], scratch[1], scratch[2]
     rows = LOSS_BLOCK if model == LOGISTIC else BLOCK
-    ahead = LOSS_PREFETCH_ROWS if model == LOGISTIC else PREFETCH_ROWS
-    # sliced: the dots ask for half a row each, the column pass, in slices of
-    # COLUMN_CHUNK_BYTES of each row, for the other half. linear/float32 computes longer
-    # than it reads: slicing its column pass costs more than the memory it keeps busy, so
-    # its dots ask for whole rows
-    sliced = not (model == LINEAR and X.itemsize == 4)
+    ahead = PREFETCH_ROWS
+    # the dots ask for half a row each, the column pass, in slices of COLUMN_CHUNK_BYTES
+    # of each row, for the other half
+    widened = _widened(X)
     chunk = _row_slice_columns(X)
-    chunks = d // chunk if sliced else 0
+    chunks = d // chunk
     # the prefetch target's advance per slice: half a row per row of the pass
     chunk_step = BLOCK * d // (2 * chunks) if chunks > 0 else 0
-    dot_share = 2 if sliced else 1
     end = stop * d
     pf = min((start + ahead) * d, end)
     total = 0.0
@@ -394,8 +593,14 @@ def _dense_rows(model, X, y, w, start, stop, grad, intercept):
         # the rows `ahead` further on are asked for during this block's dots and column
         # pass, so that memory streams while they compute
         base = (r0 + ahead) * d
-        for b in range(n):
-            pf = _prefetch_upto(X, pf, min(base + (b + 1) * d // dot_share, end), line)
+        # float32: four rows at a time, the rest one by one
+        grouped = n - n % 4 if widened else 0
+        for b in range(0, grouped, 4):
+            pf = _prefetch_upto(X, pf, min(base + (b + 4) * d // 2, end), line)
+            _four_row_dots(X, r0 + b, w, t, b)
+            _four_row_dots_rest(X, r0 + b, w, t, b, b0)
+        for b in range(grouped, n):
+            pf = _prefetch_upto(X, pf, min(base + (b + 1) * d // 2, end), line)
             t[b] = _dense_dot(X, r0 + b, w) + b0
         if n == rows:
             full_block_losses(model, t, y, r0, loss, slope)
@@ -410,8 +615,14 @@ def _dense_rows(model, X, y, w, start, stop, grad, intercept):
                 step0 = base + (n + g) * d // 2
                 for c in range(chunks):
                     pf = _prefetch_upto(X, pf, min(step0 + (c + 1) * chunk_step, end), line)
-                    _column_group(X, r, slope, g, c * chunk, (c + 1) * chunk, grad)
-                _column_group(X, r, slope, g, chunks * chunk, d, grad)
+                    j = c * chunk
+                    if widened:
+                        j = _block_columns(X, r, slope, g, j, j + chunk, grad)
+                    _column_group(X, r, slope, g, j, (c + 1) * chunk, grad)
+                j = chunks * chunk
+                if widened:
+                    j = _block_columns(X, r, slope, g, j, d, grad)
+                _column_group(X, r, slope, g, j, d, grad)
                 pf = _prefetch_upto(X, pf, min(base + (n + g + BLOCK) * d // 2, end), line)
             else:
                 for b in range(g, n):

@@ -254,6 +254,38 @@ def test_vectorisable_exp_and_log1p_match_libm():
     assert np.all(got_log1p[~nonzero] == 0.0)
 
 
+
+def test_vector_logistic_matches_the_scalar_one():
+    """The dense blocks' four-lane logistic against the scalar :func:`logistic` (which the
+    CSR blocks and the ragged tails use), special margins included: the same value to two
+    ulp (the multiply-adds are fused in other places), NaN where it gives NaN."""
+    from numba import njit
+
+    from mpigc.kernels._loops import LOGISTIC, LOSS_BLOCK, full_block_losses, logistic
+
+    @njit
+    def both(t, y, loss, slope, loss1, slope1):
+        for start in range(0, t.size, LOSS_BLOCK):
+            full_block_losses(LOGISTIC, t[start:], y, start, loss[start:], slope[start:])
+        for i in range(t.size):
+            loss1[i], slope1[i] = logistic(t[i], y[i])
+
+    rng = np.random.default_rng(4)
+    special = [np.nan, np.inf, -np.inf, 0.0, -0.0, 1e-300, -1e-300, 1e300, -1e300, 708.0,
+               -708.0, 709.0, -709.0, 745.0, -745.0, 1e-9, -1e-9, 36.0, -36.0]
+    t = np.concatenate([special, rng.standard_normal(4000) * 10, rng.uniform(-800, 800, 1000)])
+    t = t[: t.size - t.size % LOSS_BLOCK]
+    y = np.where(rng.random(t.size) < 0.5, -1.0, 1.0)
+    out = [np.empty_like(t) for _ in range(4)]
+    both(t, y, *out)
+    for vector, scalar in ((out[0], out[2]), (out[1], out[3])):
+        assert np.array_equal(np.isnan(vector), np.isnan(scalar))
+        ok = ~np.isnan(scalar)
+        same = vector[ok] == scalar[ok]  # infinities too
+        close = np.abs(vector[ok][~same] - scalar[ok][~same]) <= 4.5e-16 * np.abs(scalar[ok][~same])
+        assert np.all(close)
+    assert np.isnan(out[0][0]) and np.isinf(out[0][2] if y[2] > 0 else out[0][1])
+
 @pytest.mark.parametrize("layout", ("dense64", "dense32", "csr"))
 @pytest.mark.parametrize("model", MODELS)
 def test_long_ranges_many_blocks(model, layout):
@@ -267,3 +299,22 @@ def test_long_ranges_many_blocks(model, layout):
         ref_loss, ref_grad = reference(model, X[start:stop], y[start:stop], w)
         assert rel_err(loss, ref_loss) <= RTOL
         assert rel_err(grad, ref_grad) <= RTOL
+
+
+@pytest.mark.parametrize("layout", ("dense64", "dense32"))
+@pytest.mark.parametrize("model", MODELS)
+def test_widths_around_the_vector_steps(model, layout):
+    """Every width up to 40 and around the steps of the vector loops (8 columns of the
+    four-row dots, 16 of the column pass, 32 / 64 of a prefetch slice), with the
+    intercept, over row ranges that leave partial groups of four rows and of a block."""
+    widths = list(range(1, 41)) + [63, 64, 65, 127, 128, 129, 135, 255, 256, 257]
+    for d in widths:
+        X, y, w = make(layout, n=300, d=d, seed=d)
+        w1 = np.append(w, 0.3)
+        for start, stop in ((0, 300), (3, 290), (1, 18)):
+            grad = np.zeros(d + 1)
+            loss = loss_grad(model, X, y, w1, start, stop, grad, fit_intercept=True)
+            Xs = np.hstack([X[start:stop].astype(np.float64), np.ones((stop - start, 1))])
+            ref_loss, ref_grad = reference(model, Xs, y[start:stop], w1)
+            assert rel_err(loss, ref_loss) <= RTOL, (d, start, stop)
+            assert rel_err(grad, ref_grad) <= RTOL, (d, start, stop)
