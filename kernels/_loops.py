@@ -17,7 +17,7 @@ Numba intrinsics) rather than left to LLVM's vectoriser: the float32 dots (four 
 time, ``w`` loaded once for the four) and column pass (the 16 slopes in registers), where
 LLVM's code computed longer than the rows take to read, and the dense logistic losses,
 four rows a vector, which LLVM vectorised only in loops of hundreds of rows (whose blocks
-then spilled from L1 and paused memory). float64 dots and column pass stay LLVM's: written
+then spilled from L1 and paused memory); the CSR blocks use them too. float64 dots and column pass stay LLVM's: written
 by hand they were faster in cache but not from memory.
 
 CSR: a block of ``CSR_BLOCK`` rows at a time, in the same three steps (the dots, the
@@ -28,17 +28,18 @@ dot the cache is asked for the entries ``CSR_PREFETCH`` positions ahead in ``dat
 ``indices``: the hardware prefetcher alone leaves the loop waiting on memory for about
 as long as it computes.
 
-The block losses use their own ``exp`` and ``log1p`` (a polynomial each, accurate to a
-few units in the last place), written with selects and no libm call, so that they run in
-SIMD registers: PyPI's llvmlite has no vector libm (SVML). The vector form computes the
-same polynomials in the same order.
+The logistic losses use their own ``exp`` and ``log1p`` (a polynomial each, accurate to a
+few units in the last place, evaluated by Estrin's scheme), written with selects and no
+libm call, so that they run in SIMD registers: PyPI's llvmlite has no vector libm (SVML).
+The CSR blocks and the last rows of a dense range use the same four-lane code.
 
 ``fastmath`` is limited to ``reassoc`` and ``contract`` in the row loops, so LLVM may
 vectorise the dot-product reductions and fuse multiply-adds (the CSR dot keeps four
 explicit partial sums instead). This changes rounding only, by about ``d * 2**-53`` times
 the sum of ``|x_j w_j|``, and keeps IEEE semantics for inf and nan. The block losses are
-compiled with ``contract`` only: ``reassoc`` would let LLVM merge the two-part ``ln 2`` of
-the exponential's range reduction. float32 rows are widened to float64 before the
+compiled with ``contract`` only, and the vector losses carry no fast-math flag:
+``reassoc`` would let LLVM merge the two-part ``ln 2`` of the exponential's range
+reduction. float32 rows are widened to float64 before the
 multiply, so every layout accumulates in float64. The dense loops are compiled for 256-bit
 vectors (``ymm``).
 
@@ -90,15 +91,7 @@ _CACHE_LINE = 64
 _LOG2E = 1.4426950408889634
 _LN2_HI = 0.6931471803691238      # ln 2 in two parts (Cody and Waite): n * _LN2_HI is
 _LN2_LO = 1.9082149292705877e-10  # exact for the |n| <= 1022 used here
-_EXP_MAX = 708.0                  # exp(-x) for x beyond this is below the normal range
-
-
-@intrinsic
-def _int64_bits_as_float64(typingctx, bits):
-    """The float64 whose IEEE bit pattern is the int64 ``bits`` (a register move)."""
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], context.get_value_type(types.float64))
-    return types.float64(types.int64), codegen
+_EXP_MAX = 708.0                  # exp(-x) beyond this, below 3.3e-308, is taken as 0
 
 
 def _prefetch_codegen(context, builder, signature, args):
@@ -272,76 +265,34 @@ def _block_columns(typingctx, X, r, slope, g, j0, j1, grad):
     return types.intp(X, r, slope, g, j0, j1, grad), codegen
 
 
-@njit(inline="always")
-def exp_neg(x):
-    """``exp(-x)`` for ``x >= 0``; 0 for ``x > 708`` (the exact value is below 3.1e-308).
+def _estrin(builder, x, coefficients):
+    # sum c_k x**k by Estrin's scheme (pairs c_2i + c_2i+1 x, then pairs of those in x**2,
+    # ...): about log2(degree) multiply-adds deep, where Horner's rule is degree deep
+    terms = [ir.Constant(x.type, [c] * _LANES) for c in coefficients]
+    power = x
+    while len(terms) > 1:
+        pairs = [_fma(builder, terms[i + 1], power, terms[i])
+                 for i in range(0, len(terms) - 1, 2)]
+        terms = pairs + terms[len(terms) - len(terms) % 2:]
+        power = builder.fmul(power, power)
+    return terms[0]
+
+
+def _exp_neg(builder, x):
+    """``exp(-x)`` of each lane, ``x >= 0``; 0 for ``x > 708`` (the exact value is below
+    exp(-708) = 3.3e-308), NaN to 0 too (the caller's loss keeps the NaN).
 
     ``-x = n ln 2 + r`` with ``|r| <= ln(2) / 2``, a degree-12 Taylor polynomial of
     ``exp(r)`` (truncation below 2e-16 relative), times ``2**n`` built from its bits.
     """
-    a = -min(x, _EXP_MAX)
-    n = math.floor(a * _LOG2E + 0.5)
-    r = (a - n * _LN2_HI) - n * _LN2_LO
-    p = 1.0 / 479001600.0
-    p = p * r + 1.0 / 39916800.0
-    p = p * r + 1.0 / 3628800.0
-    p = p * r + 1.0 / 362880.0
-    p = p * r + 1.0 / 40320.0
-    p = p * r + 1.0 / 5040.0
-    p = p * r + 1.0 / 720.0
-    p = p * r + 1.0 / 120.0
-    p = p * r + 1.0 / 24.0
-    p = p * r + 1.0 / 6.0
-    p = p * r + 0.5
-    p = p * r + 1.0
-    p = p * r + 1.0
-    scale = _int64_bits_as_float64((np.int64(n) + 1023) << 52)
-    return p * scale if x <= _EXP_MAX else 0.0
-
-
-@njit(inline="always")
-def log1p_unit(e):
-    """``log(1 + e)`` for ``0 <= e <= 1``, to full relative precision even for tiny ``e``.
-
-    ``log(1 + e) = 2 atanh(s)`` with ``s = e / (2 + e)`` in ``[0, 1/3]`` (``1 + e`` is never
-    formed, so no bit of a tiny ``e`` is lost); the atanh series to ``s**35``, whose
-    remainder is below ``9**-18 / 37``, about 1.8e-19 relative.
-    """
-    s = e / (2.0 + e)
-    s2 = s * s
-    p = 1.0 / 35.0
-    for k in range(33, 0, -2):  # unrolled by LLVM: the bounds are constants
-        p = p * s2 + 1.0 / k
-    return 2.0 * s * p
-
-
-@njit(inline="always")
-def logistic(t, y):
-    """``log(1 + exp(-y t))`` and its derivative in ``t``, without overflow for any ``|y t|``.
-
-    With ``z = y t`` and ``e = exp(-|z|)`` in (0, 1]: ``loss = log1p(e) + max(-z, 0)`` and
-    ``sigmoid(-z) = e / (1 + e)`` for ``z > 0``, ``1 / (1 + e)`` otherwise. Written with
-    selects rather than branches: the sign of the margin is unpredictable from row to row.
-    """
-    z = y * t
-    e = exp_neg(abs(z))
-    p = e if z > 0.0 else 1.0
-    return log1p_unit(e) + max(-z, 0.0), -y * (p / (1.0 + e))
-
-
-def _vector_exp_neg(builder, x):
-    # exp_neg of each lane: the same reduction, polynomial and scale
     vty = x.type
     const = lambda v: ir.Constant(vty, [v] * _LANES)  # noqa: E731
-    # min(x, _EXP_MAX) as Numba computes it: x unless the bound is smaller (NaN stays)
     a = builder.fneg(builder.select(builder.fcmp_ordered("<", const(_EXP_MAX), x),
                                     const(_EXP_MAX), x))
     n = _vector_call(builder, "floor", _fma(builder, a, const(_LOG2E), const(0.5)))
     r = _fma(builder, builder.fneg(n), const(_LN2_HI), a)
     r = _fma(builder, builder.fneg(n), const(_LN2_LO), r)
-    p = const(1.0 / math.factorial(12))
-    for k in range(11, -1, -1):
-        p = _fma(builder, p, r, const(1.0 / math.factorial(k)))
+    p = _estrin(builder, r, [1.0 / math.factorial(k) for k in range(13)])
     i64 = ir.VectorType(ir.IntType(64), _LANES)
     bits = builder.shl(builder.add(builder.fptosi(n, i64), ir.Constant(i64, [1023] * _LANES)),
                        ir.Constant(i64, [52] * _LANES))
@@ -349,22 +300,29 @@ def _vector_exp_neg(builder, x):
     return builder.select(builder.fcmp_ordered("<=", x, const(_EXP_MAX)), e, const(0.0))
 
 
-def _vector_log1p_unit(builder, e):
-    # log1p_unit of each lane: 2 atanh(e / (2 + e)), the same series
-    vty = e.type
-    const = lambda v: ir.Constant(vty, [v] * _LANES)  # noqa: E731
+def _log1p_unit(builder, e):
+    """``log(1 + e)`` of each lane, ``0 <= e <= 1``, to full relative precision even for
+    tiny ``e``.
+
+    ``log(1 + e) = 2 atanh(s)`` with ``s = e / (2 + e)`` in ``[0, 1/3]`` (``1 + e`` is never
+    formed, so no bit of a tiny ``e`` is lost); the atanh series to ``s**35``, whose
+    remainder is below ``9**-18 / 37``, about 1.8e-19 relative.
+    """
+    const = lambda v: ir.Constant(e.type, [v] * _LANES)  # noqa: E731
     s = builder.fdiv(e, builder.fadd(const(2.0), e))
-    s2 = builder.fmul(s, s)
-    p = const(1.0 / 35.0)
-    for k in range(33, 0, -2):
-        p = _fma(builder, p, s2, const(1.0 / k))
+    p = _estrin(builder, builder.fmul(s, s), [1.0 / k for k in range(1, 36, 2)])
     return builder.fmul(builder.fmul(const(2.0), s), p)
 
 
 @intrinsic
 def _four_logistic(typingctx, t, y, start, b, loss, slope):
-    """:func:`logistic` of the margins ``t[b:b + 4]`` with the labels ``y[start + b:]`` into
-    ``loss[b:b + 4]`` and ``slope[b:b + 4]``, a row a lane (NaN and inf as there)."""
+    """``log(1 + exp(-y t))`` and its derivative in ``t`` for the margins ``t[b:b + 4]``
+    and the labels ``y[start + b:]``, into ``loss[b:b + 4]`` and ``slope[b:b + 4]``, a row
+    a lane, without overflow for any ``|y t|``; NaN margins give NaN losses.
+
+    With ``z = y t`` and ``e = exp(-|z|)`` in (0, 1]: ``loss = log1p(e) + max(-z, 0)`` and
+    ``sigmoid(-z) = e / (1 + e)`` for ``z > 0``, ``1 / (1 + e)`` otherwise, by selects.
+    """
     if not _contiguous(t, y, loss, slope):
         return None
 
@@ -377,12 +335,12 @@ def _four_logistic(typingctx, t, y, start, b, loss, slope):
         tv = _lanes(builder, _data(context, builder, tty, args[0])[0], b)
         yv = _lanes(builder, _data(context, builder, yty, args[1])[0], builder.add(start, b))
         z = builder.fmul(yv, tv)
-        e = _vector_exp_neg(builder, _vector_call(builder, "fabs", z))
+        e = _exp_neg(builder, _vector_call(builder, "fabs", z))
         p = builder.select(builder.fcmp_ordered(">", z, const(0.0)), e, const(1.0))
-        # max(-z, 0.0) as Numba computes it: -z unless 0 is larger (NaN stays)
+        # max(-z, 0): -z unless 0 is larger, so that a NaN stays
         nz = builder.fneg(z)
         tail = builder.select(builder.fcmp_ordered(">", const(0.0), nz), const(0.0), nz)
-        lossv = builder.fadd(_vector_log1p_unit(builder, e), tail)
+        lossv = builder.fadd(_log1p_unit(builder, e), tail)
         slopev = builder.fmul(builder.fneg(yv), builder.fdiv(p, builder.fadd(const(1.0), e)))
         for ary, aty, v in ((args[4], lty, lossv), (args[5], slty, slopev)):
             ptr = builder.gep(_data(context, builder, aty, ary)[0], [b])
@@ -400,11 +358,20 @@ def linear(t, y):
 @njit(nogil=True, fastmath={"contract"}, error_model="numpy")
 def block_losses(model, t, y, start, n, loss, slope):
     """Row losses and slopes ``d loss / d t`` of the margins ``t[:n]`` with labels
-    ``y[start:start + n]``, into ``loss[:n]`` and ``slope[:n]`` (one SIMD loop per model).
-    """
+    ``y[start:start + n]``, into ``loss[:n]`` and ``slope[:n]``."""
     if model == LOGISTIC:
-        for b in range(n):
-            loss[b], slope[b] = logistic(t[b], y[start + b])
+        full = n - n % 4
+        for b in range(0, full, 4):
+            _four_logistic(t, y, start, b, loss, slope)
+        if full < n:
+            # the last rows through four padded lanes (margin 0, label 1), not past y's end
+            pad = np.zeros((4, 4))
+            pad[1, :] = 1.0
+            pad[0, :n - full] = t[full:n]
+            pad[1, :n - full] = y[start + full:start + n]
+            _four_logistic(pad[0], pad[1], 0, 0, pad[2], pad[3])
+            loss[full:n] = pad[2, :n - full]
+            slope[full:n] = pad[3, :n - full]
     else:
         for b in range(n):
             loss[b], slope[b] = linear(t[b], y[start + b])
