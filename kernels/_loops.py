@@ -15,10 +15,10 @@ in cache, and memory would pause.
 Three loops are written as explicit 256-bit vector code (LLVM IR built with llvmlite in
 Numba intrinsics) rather than left to LLVM's vectoriser: the float32 dots (four rows at a
 time, ``w`` loaded once for the four) and column pass (the 16 slopes in registers), where
-LLVM's code computed longer than the rows take to read, and the dense logistic losses,
-four rows a vector, which LLVM vectorised only in loops of hundreds of rows (whose blocks
-then spilled from L1 and paused memory); the CSR blocks use them too. float64 dots and column pass stay LLVM's: written
-by hand they were faster in cache but not from memory.
+LLVM's code computed longer than the rows take to read, and the logistic losses, four
+rows a vector, which LLVM vectorised only in loops of hundreds of rows (whose dense
+blocks then spilled from L1 and paused memory). The float64 dots and column pass stay
+LLVM's: written by hand they were faster in cache but not from memory.
 
 CSR: a block of ``CSR_BLOCK`` rows at a time, in the same three steps (the dots, the
 losses, then one scatter of ``slope_b * x_b`` per row into ``grad``, the rows still in
@@ -70,9 +70,9 @@ MODEL_CODES = {"logistic": LOGISTIC, "linear": LINEAR}
 BLOCK = 16
 # Rows per block of the logistic model (a multiple of BLOCK and of 4; the column pass
 # takes BLOCK rows at a time): its losses, four rows a vector, wait on two polynomials and
-# two divisions; 32 rows hide more of that latency than 16, and 32 KB of rows still stay
-# in L1 and L2 (64 or 256 rows: slower from memory). The linear losses are a subtraction:
-# their blocks stay at BLOCK rows.
+# two divisions; 32 rows hide more of that latency than 16, and their 32 KB of float64
+# rows are the size of L1 (64 or 256 rows: slower from memory). The linear losses are a
+# subtraction: their blocks stay at BLOCK rows.
 LOSS_BLOCK = 2 * BLOCK
 # Rows ahead of the dots that the kernel asks the cache for.
 PREFETCH_ROWS = 4 * BLOCK
