@@ -143,6 +143,12 @@ _prefer_256_bit_vectors = _function_attributes('"prefer-vector-width"="256"', "n
 # 512-bit form takes three). Measurements: docs/results.md, "Explicit vector loops".
 _LANES = 4
 _I32 = ir.IntType(32)
+_F64X4 = ir.VectorType(ir.DoubleType(), _LANES)
+
+
+def _const(value):
+    # `value` in every lane
+    return ir.Constant(_F64X4, [value] * _LANES)
 
 
 def _contiguous(*arrays):
@@ -161,7 +167,13 @@ def _lanes(builder, base, index):
     widen = ptr.type.pointee != ir.DoubleType()
     vty = ir.VectorType(ptr.type.pointee, _LANES)
     v = builder.load(builder.bitcast(ptr, vty.as_pointer()), align=4 if widen else 8)
-    return builder.fpext(v, ir.VectorType(ir.DoubleType(), _LANES)) if widen else v
+    return builder.fpext(v, _F64X4) if widen else v
+
+
+def _rows(builder, data, r, d, count):
+    # pointers to rows r, r + 1, ... r + count - 1 of a C array of d columns
+    return [builder.gep(data, [builder.mul(builder.add(r, r.type(i)), d)])
+            for i in range(count)]
 
 
 def _vector_call(builder, name, *args):
@@ -209,10 +221,8 @@ def _four_row_dots(typingctx, X, r, w, t, b):
         tdata, _ = _data(context, builder, tty, args[3])
         r = context.cast(builder, args[1], rty, types.intp)
         b = context.cast(builder, args[4], bty, types.intp)
-        zero = ir.Constant(ir.VectorType(ir.DoubleType(), _LANES), [0.0] * _LANES)
-        rows = [builder.gep(xdata, [builder.mul(builder.add(r, r.type(i)), d)])
-                for i in range(4)]
-        acc = [cgutils.alloca_once_value(builder, zero) for _ in range(8)]
+        rows = _rows(builder, xdata, r, d, 4)
+        acc = [cgutils.alloca_once_value(builder, _const(0.0)) for _ in range(8)]
         with cgutils.for_range(builder, builder.lshr(d, d.type(3))) as loop:
             j = builder.shl(loop.index, d.type(3))
             j4 = builder.add(j, d.type(_LANES))
@@ -246,19 +256,17 @@ def _block_columns(typingctx, X, r, slope, g, j0, j1, grad):
         grdata, _ = _data(context, builder, grty, args[6])
         r, g, j0, j1 = (context.cast(builder, args[k], signature.args[k], types.intp)
                         for k in (1, 3, 4, 5))
-        vty = ir.VectorType(ir.DoubleType(), _LANES)
-        rows = [builder.gep(xdata, [builder.mul(builder.add(r, r.type(k)), d)])
-                for k in range(BLOCK)]
+        rows = _rows(builder, xdata, r, d, BLOCK)
         slopes = [_splat(builder, builder.load(builder.gep(sdata, [builder.add(g, g.type(k))])))
                   for k in range(BLOCK)]
         steps = builder.lshr(builder.sub(j1, j0), j0.type(4))
         with cgutils.for_range(builder, steps) as loop:
             j = builder.add(j0, builder.shl(loop.index, j0.type(4)))
             cols = [builder.add(j, j.type(_LANES * q)) for q in range(4)]
-            ptrs = [builder.bitcast(builder.gep(grdata, [c]), vty.as_pointer()) for c in cols]
+            ptrs = [builder.bitcast(builder.gep(grdata, [c]), _F64X4.as_pointer()) for c in cols]
             # two sums a column vector (the even and the odd rows): chains of 8 FMAs, not 16
             sums = [[builder.load(p, align=8) for p in ptrs],
-                    [ir.Constant(vty, [0.0] * _LANES)] * len(cols)]
+                    [_const(0.0)] * len(cols)]
             for k, (row, s) in enumerate(zip(rows, slopes)):
                 sums[k % 2] = [_fma(builder, _lanes(builder, row, c), s, a)
                                for c, a in zip(cols, sums[k % 2])]
@@ -271,7 +279,7 @@ def _block_columns(typingctx, X, r, slope, g, j0, j1, grad):
 def _estrin(builder, x, coefficients):
     # sum c_k x**k by Estrin's scheme (pairs c_2i + c_2i+1 x, then pairs of those in x**2,
     # ...): about log2(degree) multiply-adds deep, where Horner's rule is degree deep
-    terms = [ir.Constant(x.type, [c] * _LANES) for c in coefficients]
+    terms = [_const(c) for c in coefficients]
     power = x
     while len(terms) > 1:
         pairs = [_fma(builder, terms[i + 1], power, terms[i])
@@ -288,19 +296,17 @@ def _exp_neg(builder, x):
     ``-x = n ln 2 + r`` with ``|r| <= ln(2) / 2``, a degree-12 Taylor polynomial of
     ``exp(r)`` (truncation below 2e-16 relative), times ``2**n`` built from its bits.
     """
-    vty = x.type
-    const = lambda v: ir.Constant(vty, [v] * _LANES)  # noqa: E731
-    a = builder.fneg(builder.select(builder.fcmp_ordered("<", const(_EXP_MAX), x),
-                                    const(_EXP_MAX), x))
-    n = _vector_call(builder, "floor", _fma(builder, a, const(_LOG2E), const(0.5)))
-    r = _fma(builder, builder.fneg(n), const(_LN2_HI), a)
-    r = _fma(builder, builder.fneg(n), const(_LN2_LO), r)
+    a = builder.fneg(builder.select(builder.fcmp_ordered("<", _const(_EXP_MAX), x),
+                                    _const(_EXP_MAX), x))
+    n = _vector_call(builder, "floor", _fma(builder, a, _const(_LOG2E), _const(0.5)))
+    r = _fma(builder, builder.fneg(n), _const(_LN2_HI), a)
+    r = _fma(builder, builder.fneg(n), _const(_LN2_LO), r)
     p = _estrin(builder, r, [1.0 / math.factorial(k) for k in range(13)])
     i64 = ir.VectorType(ir.IntType(64), _LANES)
     bits = builder.shl(builder.add(builder.fptosi(n, i64), ir.Constant(i64, [1023] * _LANES)),
                        ir.Constant(i64, [52] * _LANES))
-    e = builder.fmul(p, builder.bitcast(bits, vty))
-    return builder.select(builder.fcmp_ordered("<=", x, const(_EXP_MAX)), e, const(0.0))
+    e = builder.fmul(p, builder.bitcast(bits, _F64X4))
+    return builder.select(builder.fcmp_ordered("<=", x, _const(_EXP_MAX)), e, _const(0.0))
 
 
 def _log1p_unit(builder, e):
@@ -311,10 +317,9 @@ def _log1p_unit(builder, e):
     formed, so no bit of a tiny ``e`` is lost); the atanh series to ``s**35``, whose
     remainder is below ``9**-18 / 37``, about 1.8e-19 relative.
     """
-    const = lambda v: ir.Constant(e.type, [v] * _LANES)  # noqa: E731
-    s = builder.fdiv(e, builder.fadd(const(2.0), e))
+    s = builder.fdiv(e, builder.fadd(_const(2.0), e))
     p = _estrin(builder, builder.fmul(s, s), [1.0 / k for k in range(1, 36, 2)])
-    return builder.fmul(builder.fmul(const(2.0), s), p)
+    return builder.fmul(builder.fmul(_const(2.0), s), p)
 
 
 @intrinsic
@@ -331,23 +336,21 @@ def _four_logistic(typingctx, t, y, start, b, loss, slope):
 
     def codegen(context, builder, signature, args):
         tty, yty, sty, bty, lty, slty = signature.args
-        vty = ir.VectorType(ir.DoubleType(), _LANES)
-        const = lambda v: ir.Constant(vty, [v] * _LANES)  # noqa: E731
         start = context.cast(builder, args[2], sty, types.intp)
         b = context.cast(builder, args[3], bty, types.intp)
         tv = _lanes(builder, _data(context, builder, tty, args[0])[0], b)
         yv = _lanes(builder, _data(context, builder, yty, args[1])[0], builder.add(start, b))
         z = builder.fmul(yv, tv)
         e = _exp_neg(builder, _vector_call(builder, "fabs", z))
-        p = builder.select(builder.fcmp_ordered(">", z, const(0.0)), e, const(1.0))
+        p = builder.select(builder.fcmp_ordered(">", z, _const(0.0)), e, _const(1.0))
         # max(-z, 0): -z unless 0 is larger, so that a NaN stays
         nz = builder.fneg(z)
-        tail = builder.select(builder.fcmp_ordered(">", const(0.0), nz), const(0.0), nz)
+        tail = builder.select(builder.fcmp_ordered(">", _const(0.0), nz), _const(0.0), nz)
         lossv = builder.fadd(_log1p_unit(builder, e), tail)
-        slopev = builder.fmul(builder.fneg(yv), builder.fdiv(p, builder.fadd(const(1.0), e)))
+        slopev = builder.fmul(builder.fneg(yv), builder.fdiv(p, builder.fadd(_const(1.0), e)))
         for ary, aty, v in ((args[4], lty, lossv), (args[5], slty, slopev)):
             ptr = builder.gep(_data(context, builder, aty, ary)[0], [b])
-            builder.store(v, builder.bitcast(ptr, vty.as_pointer()), align=8)
+            builder.store(v, builder.bitcast(ptr, _F64X4.as_pointer()), align=8)
         return context.get_dummy_value()
     return types.none(t, y, start, b, loss, slope), codegen
 
@@ -525,6 +528,15 @@ def _column_group(X, r, slope, g, j0, j1, grad):
         grad[j] = (a0 + a1) + (a2 + a3)
 
 
+@njit(inline="always", **_JIT)
+def _block_column_range(X, r, slope, g, j0, j1, grad):
+    # the column pass of the BLOCK rows from r over columns [j0, j1): float32 in the
+    # explicit vector loop, the columns it leaves (and float64) in LLVM's
+    if _widened(X):
+        j0 = _block_columns(X, r, slope, g, j0, j1, grad)
+    _column_group(X, r, slope, g, j0, j1, grad)
+
+
 @njit(cache=True, **_JIT)
 def dense(model, X, y, w, start, stop, grad, intercept):
     """Rows ``[start, stop)`` of a C-contiguous 2-D ``X``: add the gradient, return the loss
@@ -550,7 +562,6 @@ def _dense_rows(model, X, y, w, start, stop, grad, intercept):
     ahead = PREFETCH_ROWS
     # the dots ask for half a row each, the column pass, in slices of COLUMN_CHUNK_BYTES
     # of each row, for the other half
-    widened = _widened(X)
     chunk = _row_slice_columns(X)
     chunks = d // chunk
     # the prefetch target's advance per slice: half a row per row of the pass
@@ -564,7 +575,7 @@ def _dense_rows(model, X, y, w, start, stop, grad, intercept):
         # pass, so that memory streams while they compute
         base = (r0 + ahead) * d
         # float32: four rows at a time, the rest one by one
-        grouped = n - n % 4 if widened else 0
+        grouped = n - n % 4 if _widened(X) else 0
         for b in range(0, grouped, 4):
             pf = _prefetch_upto(X, pf, min(base + (b + 4) * d // 2, end), line)
             _four_row_dots(X, r0 + b, w, t, b)
@@ -585,14 +596,8 @@ def _dense_rows(model, X, y, w, start, stop, grad, intercept):
                 step0 = base + (n + g) * d // 2
                 for c in range(chunks):
                     pf = _prefetch_upto(X, pf, min(step0 + (c + 1) * chunk_step, end), line)
-                    j = c * chunk
-                    if widened:
-                        j = _block_columns(X, r, slope, g, j, j + chunk, grad)
-                    _column_group(X, r, slope, g, j, (c + 1) * chunk, grad)
-                j = chunks * chunk
-                if widened:
-                    j = _block_columns(X, r, slope, g, j, d, grad)
-                _column_group(X, r, slope, g, j, d, grad)
+                    _block_column_range(X, r, slope, g, c * chunk, (c + 1) * chunk, grad)
+                _block_column_range(X, r, slope, g, chunks * chunk, d, grad)
                 pf = _prefetch_upto(X, pf, min(base + (n + g + BLOCK) * d // 2, end), line)
             else:
                 for b in range(g, n):
